@@ -1,0 +1,2 @@
+//! The `idemkv` command (placeholder until the CLI lands).
+fn main() {}

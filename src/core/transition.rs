@@ -1,0 +1,365 @@
+//! The transitions. Each takes the stored record (or none) and `now`.
+//!
+//! Rules (docs/DESIGN.md, "The contract"):
+//! - a record whose `expires_at <= now` does not exist;
+//! - a claim whose fingerprint differs from the stored one is a `Mismatch`
+//!   and changes nothing;
+//! - an `InProgress` record whose lease deadline has passed, or whose boot
+//!   epoch is not the current one (its process is gone), is orphaned: the
+//!   next claim acquires it with `recovered = true`, attempt count + 1;
+//! - `complete`, `fail`, `extend` and `release` require the record to be
+//!   `InProgress` with the lease's token; anything else is a stale lease.
+
+use crate::clock::Millis;
+use crate::error::StaleReason;
+use crate::fingerprint::Fingerprint;
+
+use super::{IdleReason, Record, State};
+
+/// The record if it has not expired.
+pub(crate) fn live(current: Option<&Record>, now: Millis) -> Option<&Record> {
+    current.filter(|r| r.expires_at > now)
+}
+
+/// What a claim needs to know besides the record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimParams {
+    pub now: Millis,
+    pub boot: u64,
+    pub fingerprint: Option<Fingerprint>,
+    pub lease_ms: u64,
+    pub retention_ms: u64,
+}
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ClaimDecision {
+    /// Write `record`; the caller now holds the lease.
+    Acquire { record: Record, recovered: bool },
+    /// The key is finished: replay this record.
+    Replay,
+    /// Another holder's lease is live.
+    InFlight {
+        retry_after_ms: u64,
+        attempt: u32,
+        token: u64,
+    },
+    /// The stored fingerprint differs from the claim's.
+    Mismatch { stored: Fingerprint },
+}
+
+/// Claims the key. `next_token` is called once, only when acquiring.
+pub(crate) fn claim(
+    current: Option<&Record>,
+    p: &ClaimParams,
+    next_token: &mut dyn FnMut() -> u64,
+) -> ClaimDecision {
+    let current = live(current, p.now);
+    if let (Some(stored), Some(given)) = (current.and_then(|r| r.fingerprint), p.fingerprint)
+        && stored != given
+    {
+        return ClaimDecision::Mismatch { stored };
+    }
+    let (attempts, created_at, fingerprint, recovered) = match current {
+        None => (0, p.now, p.fingerprint, false),
+        Some(r) => {
+            let fp = r.fingerprint.or(p.fingerprint);
+            match &r.state {
+                State::Completed { .. } | State::Failed { .. } => return ClaimDecision::Replay,
+                State::InProgress {
+                    token,
+                    boot,
+                    lease_deadline,
+                    ..
+                } => {
+                    if *boot == p.boot && *lease_deadline > p.now {
+                        return ClaimDecision::InFlight {
+                            retry_after_ms: lease_deadline - p.now,
+                            attempt: r.attempts,
+                            token: *token,
+                        };
+                    }
+                    (r.attempts, r.created_at, fp, true)
+                }
+                State::Idle { .. } => (r.attempts, r.created_at, fp, false),
+            }
+        }
+    };
+    let lease_deadline = p.now.saturating_add(p.lease_ms);
+    let record = Record {
+        attempts: attempts.saturating_add(1),
+        created_at,
+        expires_at: lease_deadline.saturating_add(p.retention_ms),
+        retention_ms: p.retention_ms,
+        fingerprint,
+        state: State::InProgress {
+            token: next_token(),
+            boot: p.boot,
+            claimed_at: p.now,
+            lease_deadline,
+        },
+    };
+    ClaimDecision::Acquire { record, recovered }
+}
+
+/// The record held by `token`, or why the lease is stale.
+fn held(current: Option<&Record>, token: u64, now: Millis) -> Result<&Record, StaleReason> {
+    let Some(r) = live(current, now) else {
+        return Err(StaleReason::Missing);
+    };
+    match &r.state {
+        State::InProgress { token: t, .. } if *t == token => Ok(r),
+        State::InProgress { token: t, .. } => Err(StaleReason::Superseded { current: *t }),
+        State::Completed { token: t, .. } | State::Failed { token: t, .. } if *t != token => {
+            Err(StaleReason::Superseded { current: *t })
+        }
+        State::Idle { last_token, .. } if *last_token != token => {
+            // Someone acquired after us and gave the key back.
+            Err(StaleReason::Superseded {
+                current: *last_token,
+            })
+        }
+        _ => Err(StaleReason::Finished),
+    }
+}
+
+fn finish(r: &Record, now: Millis, state: State) -> Record {
+    Record {
+        expires_at: now.saturating_add(r.retention_ms),
+        state,
+        ..r.clone()
+    }
+}
+
+/// Completes the claim of `token` with `body`.
+///
+/// A lease whose deadline has passed may still complete as long as nobody
+/// else acquired the key: the work was done and no newer holder exists.
+pub(crate) fn complete(
+    current: Option<&Record>,
+    token: u64,
+    now: Millis,
+    body: &[u8],
+) -> Result<Record, StaleReason> {
+    let r = held(current, token, now)?;
+    Ok(finish(
+        r,
+        now,
+        State::Completed {
+            token,
+            finished_at: now,
+            body: body.into(),
+        },
+    ))
+}
+
+/// Fails the claim of `token` terminally; `body` is replayed to later claims.
+pub(crate) fn fail_terminal(
+    current: Option<&Record>,
+    token: u64,
+    now: Millis,
+    body: &[u8],
+) -> Result<Record, StaleReason> {
+    let r = held(current, token, now)?;
+    Ok(finish(
+        r,
+        now,
+        State::Failed {
+            token,
+            finished_at: now,
+            body: body.into(),
+        },
+    ))
+}
+
+/// Fails the claim of `token` retryably: the key becomes claimable again.
+pub(crate) fn fail_retryable(
+    current: Option<&Record>,
+    token: u64,
+    now: Millis,
+) -> Result<Record, StaleReason> {
+    let r = held(current, token, now)?;
+    let state = State::Idle {
+        last_token: token,
+        since: now,
+        reason: IdleReason::RetryableFailure,
+    };
+    Ok(finish(r, now, state))
+}
+
+/// Releases the claim of `token` without an outcome.
+pub(crate) fn release(
+    current: Option<&Record>,
+    token: u64,
+    now: Millis,
+) -> Result<Record, StaleReason> {
+    let r = held(current, token, now)?;
+    let state = State::Idle {
+        last_token: token,
+        since: now,
+        reason: IdleReason::Released,
+    };
+    Ok(finish(r, now, state))
+}
+
+/// Moves the lease deadline of `token` to `now + lease_ms`.
+pub(crate) fn extend(
+    current: Option<&Record>,
+    token: u64,
+    now: Millis,
+    lease_ms: u64,
+) -> Result<Record, StaleReason> {
+    let r = held(current, token, now)?;
+    let State::InProgress {
+        boot, claimed_at, ..
+    } = r.state
+    else {
+        unreachable!("held() returns only InProgress records");
+    };
+    let lease_deadline = now.saturating_add(lease_ms);
+    Ok(Record {
+        expires_at: r
+            .expires_at
+            .max(lease_deadline.saturating_add(r.retention_ms)),
+        state: State::InProgress {
+            token,
+            boot,
+            claimed_at,
+            lease_deadline,
+        },
+        ..r.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: u64 = 30_000;
+    const KEEP: u64 = 1_000_000;
+
+    fn params(now: Millis) -> ClaimParams {
+        ClaimParams {
+            now,
+            boot: 1,
+            fingerprint: Some(Fingerprint::of(b"a")),
+            lease_ms: LEASE,
+            retention_ms: KEEP,
+        }
+    }
+
+    fn acquire(current: Option<&Record>, p: &ClaimParams, token: u64) -> (Record, bool) {
+        match claim(current, p, &mut || token) {
+            ClaimDecision::Acquire { record, recovered } => (record, recovered),
+            other => panic!("expected Acquire, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_key_is_acquired_then_in_flight() {
+        let (r, recovered) = acquire(None, &params(100), 5);
+        assert!(!recovered);
+        assert_eq!(r.attempts, 1);
+        assert_eq!(r.expires_at, 100 + LEASE + KEEP);
+        let d = claim(Some(&r), &params(200), &mut || unreachable!());
+        assert_eq!(
+            d,
+            ClaimDecision::InFlight {
+                retry_after_ms: LEASE - 100,
+                attempt: 1,
+                token: 5
+            }
+        );
+    }
+
+    #[test]
+    fn completed_replays_and_expires() {
+        let (r, _) = acquire(None, &params(0), 1);
+        let done = complete(Some(&r), 1, 10, b"resp").unwrap();
+        assert_eq!(done.expires_at, 10 + KEEP);
+        assert_eq!(
+            claim(Some(&done), &params(20), &mut || 9),
+            ClaimDecision::Replay
+        );
+        let (again, _) = acquire(Some(&done), &params(10 + KEEP), 2);
+        assert_eq!(again.attempts, 1, "an expired record is absent");
+    }
+
+    #[test]
+    fn mismatch_changes_nothing() {
+        let (r, _) = acquire(None, &params(0), 1);
+        let mut p = params(1);
+        p.fingerprint = Some(Fingerprint::of(b"b"));
+        assert!(matches!(
+            claim(Some(&r), &p, &mut || 2),
+            ClaimDecision::Mismatch { .. }
+        ));
+        p.fingerprint = None;
+        assert!(matches!(
+            claim(Some(&r), &p, &mut || 2),
+            ClaimDecision::InFlight { .. }
+        ));
+    }
+
+    #[test]
+    fn expired_lease_and_other_boot_are_orphans() {
+        let (r, _) = acquire(None, &params(0), 1);
+        let (r2, recovered) = acquire(Some(&r), &params(LEASE), 2);
+        assert!(recovered);
+        assert_eq!(r2.attempts, 2);
+        let mut p = params(1);
+        p.boot = 2;
+        let (_, recovered) = acquire(Some(&r), &p, 3);
+        assert!(recovered);
+    }
+
+    #[test]
+    fn fencing() {
+        let (r1, _) = acquire(None, &params(0), 1);
+        let (r2, _) = acquire(Some(&r1), &params(LEASE + 1), 2);
+        assert_eq!(
+            complete(Some(&r2), 1, LEASE + 2, b"x"),
+            Err(StaleReason::Superseded { current: 2 })
+        );
+        let done = complete(Some(&r2), 2, LEASE + 3, b"y").unwrap();
+        assert_eq!(
+            complete(Some(&done), 2, LEASE + 4, b"z"),
+            Err(StaleReason::Finished)
+        );
+        assert_eq!(
+            complete(Some(&done), 1, LEASE + 4, b"z"),
+            Err(StaleReason::Superseded { current: 2 })
+        );
+        assert_eq!(complete(None, 2, 0, b"z"), Err(StaleReason::Missing));
+    }
+
+    #[test]
+    fn retryable_failure_and_release_keep_attempts() {
+        let (r, _) = acquire(None, &params(0), 1);
+        let idle = fail_retryable(Some(&r), 1, 5).unwrap();
+        let (r2, recovered) = acquire(Some(&idle), &params(6), 2);
+        assert!(!recovered);
+        assert_eq!(r2.attempts, 2);
+        let idle = release(Some(&r2), 2, 7).unwrap();
+        assert_eq!(release(Some(&idle), 2, 8), Err(StaleReason::Finished));
+        let (r3, _) = acquire(Some(&idle), &params(8), 3);
+        assert_eq!(r3.attempts, 3);
+        let failed = fail_terminal(Some(&r3), 3, 9, b"bad").unwrap();
+        assert_eq!(
+            claim(Some(&failed), &params(10), &mut || 4),
+            ClaimDecision::Replay
+        );
+    }
+
+    #[test]
+    fn extend_moves_deadline() {
+        let (r, _) = acquire(None, &params(0), 1);
+        let ext = extend(Some(&r), 1, 20_000, LEASE).unwrap();
+        let d = claim(Some(&ext), &params(LEASE + 1), &mut || 2);
+        assert!(matches!(d, ClaimDecision::InFlight { .. }));
+        assert_eq!(
+            extend(Some(&ext), 7, 1, LEASE),
+            Err(StaleReason::Superseded { current: 1 })
+        );
+    }
+}

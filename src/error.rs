@@ -1,0 +1,200 @@
+//! The one error type of the crate.
+//!
+//! Expected outcomes of a claim (a duplicate, a claim in flight, a fingerprint
+//! mismatch) are values of [`Claim`](crate::Claim), not errors. An [`Error`]
+//! means the call did not do what was asked; each variant says what to do.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// `Result<T, idemkv::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a lease is no longer valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StaleReason {
+    /// Another claimer acquired the key after this lease expired or its
+    /// process crashed; `current` is the newer holder's fencing token.
+    Superseded {
+        /// Fencing token of the claim that holds the key now.
+        current: u64,
+    },
+    /// The claim of this lease was already completed, failed or released.
+    Finished,
+    /// The record is gone: removed by hand or expired.
+    Missing,
+}
+
+/// Everything that can go wrong in idemkv.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key's namespace or id is empty or too long.
+    InvalidKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A response or failure payload is larger than the configured limit.
+    ResponseTooLarge {
+        /// Length of the rejected payload in bytes.
+        len: usize,
+        /// The configured limit (`Config::max_response_bytes`).
+        limit: usize,
+    },
+    /// A configuration value or per-call option is refused.
+    InvalidConfig {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// Another process (or another `Store` in this process) holds the data directory.
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A stored record failed its checksum or could not be decoded.
+    Corrupt {
+        /// The raw storage key of the record (namespace length, namespace, id).
+        key: Vec<u8>,
+        /// What the decoder found.
+        reason: String,
+    },
+    /// The data directory was written by a newer idemkv with a format this
+    /// version cannot read.
+    UnsupportedVersion {
+        /// Which file.
+        what: String,
+        /// The version found on disk.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// An I/O operation failed.
+    Io {
+        /// What idemkv was doing.
+        context: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The underlying sled database reported an error.
+    Storage {
+        /// What idemkv was doing.
+        context: String,
+        /// The sled error.
+        source: sled::Error,
+    },
+    /// The lease is stale: its claim was superseded, finished or removed.
+    /// Nothing was changed.
+    StaleLease {
+        /// The key of the lease.
+        key: String,
+        /// The lease's fencing token.
+        token: u64,
+        /// Why it is stale.
+        reason: StaleReason,
+    },
+    /// The store refuses writes after an fsync failure or a background-thread
+    /// panic; reopen it to recover from the journal.
+    Poisoned {
+        /// The first failure that poisoned the store.
+        reason: String,
+    },
+    /// The store was closed.
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn storage(context: impl Into<String>, source: sled::Error) -> Self {
+        Error::Storage {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            reason: reason.into(),
+        }
+    }
+
+    /// True for errors after which the store refuses writes until reopened.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Poisoned { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidKey { reason } => write!(f, "invalid key: {reason}"),
+            Error::ResponseTooLarge { len, limit } => write!(
+                f,
+                "response of {len} bytes exceeds the limit of {limit} bytes; store a reference \
+                 to the result instead, or raise Config::max_response_bytes"
+            ),
+            Error::InvalidConfig { reason } => write!(f, "invalid configuration: {reason}"),
+            Error::Locked { path } => write!(
+                f,
+                "data directory {} is in use by another process or Store; close it first \
+                 (one process owns a store directory at a time)",
+                path.display()
+            ),
+            Error::Corrupt { key, reason } => write!(
+                f,
+                "corrupt record for key {}: {reason}; run `idemkv verify` and remove the key",
+                crate::key::display_raw(key)
+            ),
+            Error::UnsupportedVersion {
+                what,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{what} has format version {found}, but this idemkv reads up to version \
+                 {supported}; open it with a newer idemkv"
+            ),
+            Error::Io { context, source } => write!(f, "I/O error while {context}: {source}"),
+            Error::Storage { context, source } => {
+                write!(f, "storage error while {context}: {source}")
+            }
+            Error::StaleLease { key, token, reason } => {
+                let why = match reason {
+                    StaleReason::Superseded { current } => {
+                        format!("the key was re-acquired by a newer claim (token {current})")
+                    }
+                    StaleReason::Finished => "its claim was already finished".to_string(),
+                    StaleReason::Missing => "the record was removed or expired".to_string(),
+                };
+                write!(
+                    f,
+                    "stale lease for key {key} (token {token}): {why}; nothing was changed — \
+                     do not report this attempt's result"
+                )
+            }
+            Error::Poisoned { reason } => write!(
+                f,
+                "store refuses writes after a fatal error ({reason}); reopen it to recover \
+                 from the journal"
+            ),
+            Error::Closed => write!(f, "the store is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Storage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The META file: the store's identity and progress (docs/FORMAT.md, "META").
+//!
+//! ```text
+//!   0   8 magic            b"IDEMKVMT"
+//!   8   4 version          u32 = 1
+//!  12   4 reserved         0
+//!  16   8 boot             u64, incremented at every open
+//!  24   8 token_ceiling    u64, no fencing token above it has been issued
+//!  32   8 checkpoint_seq   u64, every journal entry <= it is durable in sled
+//!  40   8 created_at       u64 ms since the Unix epoch
+//!  48   4 crc32            over bytes [0, 48)
+//! ```
+//! It is replaced atomically: written to `META.tmp`, fsynced, renamed over
+//! `META`, and the directory fsynced.
+
+use super::{crc, u32_at, u64_at};
+use crate::error::{Error, Result};
+
+pub(crate) const MAGIC: [u8; 8] = *b"IDEMKVMT";
+pub(crate) const VERSION: u32 = 1;
+const VERSION_OFFSET: usize = 8;
+const BOOT_OFFSET: usize = VERSION_OFFSET + 4 + 4;
+const TOKEN_CEILING_OFFSET: usize = BOOT_OFFSET + 8;
+const CHECKPOINT_OFFSET: usize = TOKEN_CEILING_OFFSET + 8;
+const CREATED_OFFSET: usize = CHECKPOINT_OFFSET + 8;
+const CRC_OFFSET: usize = CREATED_OFFSET + 8;
+/// Size of the META file.
+pub(crate) const LEN: usize = CRC_OFFSET + 4;
+
+/// The decoded META file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub boot: u64,
+    pub token_ceiling: u64,
+    pub checkpoint_seq: u64,
+    pub created_at: u64,
+}
+
+pub(crate) fn encode(m: &Meta) -> [u8; LEN] {
+    let mut b = [0u8; LEN];
+    b[..8].copy_from_slice(&MAGIC);
+    b[VERSION_OFFSET..VERSION_OFFSET + 4].copy_from_slice(&VERSION.to_le_bytes());
+    b[BOOT_OFFSET..BOOT_OFFSET + 8].copy_from_slice(&m.boot.to_le_bytes());
+    b[TOKEN_CEILING_OFFSET..TOKEN_CEILING_OFFSET + 8]
+        .copy_from_slice(&m.token_ceiling.to_le_bytes());
+    b[CHECKPOINT_OFFSET..CHECKPOINT_OFFSET + 8].copy_from_slice(&m.checkpoint_seq.to_le_bytes());
+    b[CREATED_OFFSET..CREATED_OFFSET + 8].copy_from_slice(&m.created_at.to_le_bytes());
+    let sum = crc(&b[..CRC_OFFSET]);
+    b[CRC_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+pub(crate) fn decode(b: &[u8]) -> Result<Meta> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        key: b"META".to_vec(),
+        reason: reason.into(),
+    };
+    if b.len() != LEN {
+        return Err(corrupt(&format!(
+            "META is {} bytes, expected {LEN}",
+            b.len()
+        )));
+    }
+    if b[..8] != MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    if u32_at(b, CRC_OFFSET) != crc(&b[..CRC_OFFSET]) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let version = u32_at(b, VERSION_OFFSET);
+    if version != VERSION {
+        return Err(super::unsupported("META", version, VERSION));
+    }
+    Ok(Meta {
+        boot: u64_at(b, BOOT_OFFSET),
+        token_ceiling: u64_at(b, TOKEN_CEILING_OFFSET),
+        checkpoint_seq: u64_at(b, CHECKPOINT_OFFSET),
+        created_at: u64_at(b, CREATED_OFFSET),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let m = Meta {
+            boot: 3,
+            token_ceiling: 1 << 32,
+            checkpoint_seq: 77,
+            created_at: 5,
+        };
+        let b = encode(&m);
+        assert_eq!(decode(&b).unwrap(), m);
+        for bit in 0..LEN * 8 {
+            let mut d = b;
+            d[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&d).is_err());
+        }
+    }
+}

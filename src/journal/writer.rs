@@ -1,0 +1,267 @@
+//! The journal writer: appenders encode frames into a shared buffer under a
+//! short lock; one thread writes the buffer, fsyncs it (group commit: every
+//! entry appended while the previous fsync ran shares the next one), publishes
+//! the durable sequence number, wakes the waiters and hands the durable
+//! entries to the applier.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex};
+
+use super::io::{JournalFile, JournalFs};
+use super::segment::segment_path;
+use crate::error::{Error, Result};
+use crate::format::entry::{Mutation, encode_frame, segment_header};
+use crate::poison::Poison;
+
+/// When the writer fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// As soon as entries are queued.
+    Durable,
+    /// At most this long after the first unsynced entry was written.
+    Buffered(Duration),
+}
+
+/// Durable entries for the applier: `(seq, shard, mutation)` in order.
+pub(crate) type Batch = Vec<(u64, usize, Mutation)>;
+
+#[derive(Default)]
+struct Queue {
+    buf: Vec<u8>,
+    ops: Batch,
+    next_seq: u64,
+    flush_requested: bool,
+    shutdown: bool,
+}
+
+/// The shared half of the journal: appenders and durability waiters.
+pub(crate) struct Journal {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    durable_seq: AtomicU64,
+    durable_lock: Mutex<()>,
+    durable_cv: Condvar,
+    poison: Arc<Poison>,
+    /// Bytes written since the last checkpoint; read by the checkpointer.
+    pub(crate) bytes_since_checkpoint: AtomicU64,
+}
+
+impl Journal {
+    /// A journal whose next entry gets `next_seq`; everything before it is durable.
+    pub fn new(next_seq: u64, poison: Arc<Poison>) -> Journal {
+        Journal {
+            queue: Mutex::new(Queue {
+                next_seq,
+                ..Default::default()
+            }),
+            work: Condvar::new(),
+            durable_seq: AtomicU64::new(next_seq - 1),
+            durable_lock: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            poison,
+            bytes_since_checkpoint: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `m` for `shard`; returns its sequence number. Call it while
+    /// holding the shard's lock so that per-key order is journal order.
+    pub fn append(&self, shard: usize, m: Mutation) -> u64 {
+        let mut q = self.queue.lock();
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        let was_empty = q.buf.is_empty();
+        encode_frame(&mut q.buf, seq, &m);
+        q.ops.push((seq, shard, m));
+        drop(q);
+        if was_empty {
+            self.work.notify_one();
+        }
+        seq
+    }
+
+    /// The highest sequence number known to be on stable storage.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Blocks until entry `seq` is durable, or the store is poisoned.
+    pub fn wait_durable(&self, seq: u64) -> Result<()> {
+        if self.durable_seq() >= seq {
+            return Ok(());
+        }
+        let mut g = self.durable_lock.lock();
+        loop {
+            if self.durable_seq() >= seq {
+                return Ok(());
+            }
+            if self.poison.is_set() {
+                return Err(self.poison.error());
+            }
+            self.durable_cv.wait(&mut g);
+        }
+    }
+
+    /// Makes every entry appended so far durable, whatever the mode.
+    pub fn flush(&self) -> Result<()> {
+        let target = {
+            let mut q = self.queue.lock();
+            q.flush_requested = true;
+            q.next_seq - 1
+        };
+        self.work.notify_one();
+        self.wait_durable(target)
+    }
+
+    /// Asks the writer to write out everything and stop.
+    pub fn shutdown(&self) {
+        self.queue.lock().shutdown = true;
+        self.work.notify_one();
+    }
+
+    fn publish(&self, seq: u64) {
+        self.durable_seq.store(seq, Ordering::Release);
+        let _g = self.durable_lock.lock();
+        self.durable_cv.notify_all();
+    }
+
+    fn fail(&self, what: String) {
+        self.poison.set(what);
+        self.wake_waiters();
+    }
+
+    /// Wakes every durability waiter, e.g. after the store was poisoned.
+    pub fn wake_waiters(&self) {
+        let _g = self.durable_lock.lock();
+        self.durable_cv.notify_all();
+    }
+
+    /// The writer thread's loop. Returns when shut down or poisoned.
+    pub fn run(&self, mut out: SegmentWriter, mode: Mode, applier: Sender<Batch>) {
+        let mut buf = Vec::new();
+        let mut unsynced: Batch = Vec::new();
+        let mut unsynced_since: Option<Instant> = None;
+        loop {
+            let (shutdown, flush, first) = {
+                let mut q = self.queue.lock();
+                loop {
+                    let due = match (mode, unsynced_since) {
+                        (_, None) => false,
+                        (Mode::Durable, Some(_)) => true,
+                        (Mode::Buffered(d), Some(t)) => t.elapsed() >= d,
+                    };
+                    if !q.buf.is_empty() || q.shutdown || due || q.flush_requested {
+                        break;
+                    }
+                    match (mode, unsynced_since) {
+                        (Mode::Buffered(d), Some(t)) => {
+                            let _ = self.work.wait_until(&mut q, t + d);
+                        }
+                        _ => self.work.wait(&mut q),
+                    }
+                }
+                std::mem::swap(&mut buf, &mut q.buf);
+                let first = q.ops.first().map_or(0, |op| op.0);
+                unsynced.append(&mut q.ops);
+                let flush = std::mem::take(&mut q.flush_requested);
+                (q.shutdown, flush, first)
+            };
+            if !buf.is_empty() {
+                if let Err(e) = out.write(&buf, first) {
+                    self.fail(format!("journal write failed: {e}"));
+                    return;
+                }
+                self.bytes_since_checkpoint
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                buf.clear();
+                unsynced_since.get_or_insert_with(Instant::now);
+            }
+            let due = match (mode, unsynced_since) {
+                (_, None) => false,
+                (Mode::Durable, Some(_)) => true,
+                (Mode::Buffered(d), Some(t)) => t.elapsed() >= d,
+            };
+            if !unsynced.is_empty() && (due || flush || shutdown) {
+                if let Err(e) = out.sync() {
+                    self.fail(format!("journal fsync failed: {e}"));
+                    return;
+                }
+                let last = unsynced[unsynced.len() - 1].0;
+                unsynced_since = None;
+                self.publish(last);
+                if applier.send(std::mem::take(&mut unsynced)).is_err() {
+                    self.fail("the applier thread stopped".to_string());
+                    return;
+                }
+            } else if flush {
+                // Nothing unsynced: wake the flusher anyway.
+                self.publish(self.durable_seq());
+            }
+            if shutdown && unsynced.is_empty() && self.queue.lock().buf.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// The segment being appended to, with rotation.
+pub(crate) struct SegmentWriter {
+    dir: PathBuf,
+    fs: Arc<dyn JournalFs>,
+    file: Box<dyn JournalFile>,
+    size: u64,
+    max_size: u64,
+}
+
+impl SegmentWriter {
+    /// Creates a fresh segment whose first entry will be `first_seq`.
+    pub fn create(
+        dir: &Path,
+        fs: Arc<dyn JournalFs>,
+        first_seq: u64,
+        max_size: u64,
+    ) -> Result<SegmentWriter> {
+        let file = new_segment(dir, fs.as_ref(), first_seq)?;
+        Ok(SegmentWriter {
+            dir: dir.to_path_buf(),
+            fs,
+            file,
+            size: crate::format::entry::SEGMENT_HEADER_LEN as u64,
+            max_size,
+        })
+    }
+
+    /// Appends `buf`, whose first frame is `first_seq`, rotating first if the
+    /// current segment is full.
+    fn write(&mut self, buf: &[u8], first_seq: u64) -> std::io::Result<()> {
+        let header = crate::format::entry::SEGMENT_HEADER_LEN as u64;
+        if self.size > header && self.size + buf.len() as u64 > self.max_size {
+            self.file.sync_data()?;
+            self.file = new_segment(&self.dir, self.fs.as_ref(), first_seq)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.size = header;
+        }
+        self.file.write_all(buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+fn new_segment(dir: &Path, fs: &dyn JournalFs, first_seq: u64) -> Result<Box<dyn JournalFile>> {
+    let path = segment_path(dir, first_seq);
+    let ctx = || format!("creating journal segment {}", path.display());
+    let mut f = fs.create(&path).map_err(|e| Error::io(ctx(), e))?;
+    f.write_all(&segment_header())
+        .map_err(|e| Error::io(ctx(), e))?;
+    f.sync_data().map_err(|e| Error::io(ctx(), e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io(ctx(), e))?;
+    Ok(f)
+}

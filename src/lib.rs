@@ -1,0 +1,68 @@
+//! # idemkv — each side effect once, every duplicate gets the original answer
+//!
+//! An embedded, in-process idempotency and deduplication engine. A service
+//! that receives webhooks or retried API calls claims each event's key before
+//! running its side effect, completes it with the response, and every
+//! duplicate — concurrent or days later, before or after a crash — gets that
+//! response back instead of running the side effect again. No Redis to run.
+//!
+//! - **Atomic claims**: of N concurrent claimers of a key exactly one acquires.
+//! - **Fenced leases**: fencing tokens strictly increase across restarts; a
+//!   stale holder cannot overwrite a newer one's result.
+//! - **Durable**: every transition is journaled in our own crc32-framed,
+//!   group-committed, fsynced journal before it is acknowledged; records live
+//!   in sled 0.34.7 in our own versioned encoding (`docs/FORMAT.md`).
+//! - **Crash recovery**: the journal is replayed on open, a torn tail cut off;
+//!   claims of the dead process are orphaned at once (`Lease::recovered`).
+//! - **Retention** counted from completion (72 h by default), checked against
+//!   the sender's declared retry horizon; expiry is checked on every read and
+//!   a background sweeper removes expired records through an expiry index.
+//!
+//! ```
+//! use idemkv::{Claim, Fingerprint, Key, Store};
+//!
+//! # fn handle(_: &[u8]) -> Vec<u8> { b"ok".to_vec() }
+//! # let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
+//! let key = Key::new("stripe", "evt_1")?;
+//! let response = match store.claim(&key, Fingerprint::of(body))? {
+//!     Claim::Acquired(lease) => {
+//!         let response = handle(body); // the side effect, once
+//!         store.complete(&lease, &response)?;
+//!         response
+//!     }
+//!     Claim::Replay(done) => done.response().to_vec(), // a duplicate
+//!     Claim::InFlight { retry_after, .. } => return Err(format!("busy, retry in {retry_after:?}").into()),
+//!     Claim::Mismatch { .. } => return Err("key reused for another payload".into()),
+//! };
+//! assert_eq!(response, b"ok");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Architecture and guarantees: `docs/DESIGN.md`; byte layouts: `docs/FORMAT.md`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+mod config;
+mod core;
+mod error;
+mod fingerprint;
+mod format;
+mod journal;
+mod key;
+mod poison;
+mod storage;
+mod store;
+
+pub use clock::{Clock, Millis, MockClock, SystemClock, to_system_time};
+pub use config::{Config, Durability, MAX_RESPONSE_LIMIT, Policy};
+pub use error::{Error, Result, StaleReason};
+pub use fingerprint::Fingerprint;
+pub use key::{Key, MAX_ID_LEN, MAX_NAMESPACE_LEN};
+pub use store::{
+    Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, RecoveryReport, Replay, Store,
+    VerifyReport,
+};

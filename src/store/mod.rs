@@ -1,0 +1,517 @@
+//! The public store: lock striping, the journal pipeline, waiting, and the
+//! handle's lifecycle. The rules themselves live in [`crate::core`].
+//!
+//! # Which calls block
+//! Every call takes one shard lock for a few microseconds. In
+//! `Durability::Durable`, a transition (claim that acquires, complete, fail,
+//! extend, release, remove) also waits for its journal fsync — concurrent
+//! callers share one fsync — and an answer based on a transition that is not
+//! yet durable waits for it too, so no caller ever acts on state a crash could
+//! undo. [`Store::wait`] blocks up to its timeout. From async code, run these
+//! calls in `spawn_blocking` (or accept a sub-millisecond block in `Buffered`).
+
+mod background;
+mod meta;
+mod open;
+mod shard;
+mod shared;
+mod types;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+pub use crate::journal::RecoveryReport;
+pub use types::{Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, Replay};
+
+use crate::clock::millis;
+use crate::config::Config;
+use crate::core::{self, ClaimDecision, ClaimParams, Record};
+use crate::error::{Error, Result, StaleReason};
+use crate::fingerprint::Fingerprint;
+use crate::key::Key;
+use shared::Shared;
+
+/// An idempotency store. Cheap to clone (one `Arc`), `Send + Sync`; every
+/// clone is the same store. The store closes when the last clone is dropped
+/// (or at [`Store::close`]), after writing out and checkpointing everything.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// Journal writer and applier: stopped last, after they drained.
+    pipeline: Mutex<Vec<JoinHandle<()>>>,
+    /// Sweeper and checkpointer.
+    maintenance: Mutex<Vec<JoinHandle<()>>>,
+    /// Held for the life of the store; dropped after `shared`.
+    _lock: std::fs::File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("config", &self.inner.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records read.
+    pub records: u64,
+    /// Keys whose record failed its checks, with the reason.
+    pub corrupt: Vec<(Vec<u8>, String)>,
+}
+
+impl Store {
+    /// Opens (or creates) a store in `path` with the default [`Config`]:
+    /// `Durable`, lease 30 s, retention 72 h.
+    ///
+    /// Replays the journal after the last checkpoint (a torn tail is cut
+    /// off; see [`Store::recovery_report`]). Claims held by a previous process
+    /// are orphaned at once. Fails with [`Error::Locked`] if another process
+    /// or `Store` has the directory open.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path, Config::default())
+    }
+
+    /// Opens (or creates) a store in `path` with `config`.
+    pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Store> {
+        open::open(path.as_ref(), config)
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Claims `key` for processing: see [`Claim`] for the four answers.
+    ///
+    /// # Concurrent calls on the same key
+    /// Atomic: of any number of concurrent claimers of one key, exactly one
+    /// gets `Acquired`; the others get `InFlight` (or `Replay` once it is
+    /// finished). A fingerprint that differs from the stored one gets
+    /// `Mismatch` and changes nothing; `None` skips the check.
+    ///
+    /// ```
+    /// use idemkv::{Claim, Fingerprint, Key, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let key = Key::new("stripe", "evt_1")?;
+    /// let Claim::Acquired(lease) = store.claim(&key, Fingerprint::of(b"body"))? else {
+    ///     unreachable!("a new key is acquired");
+    /// };
+    /// store.complete(&lease, b"200 OK")?;
+    /// match store.claim(&key, Fingerprint::of(b"body"))? {
+    ///     Claim::Replay(done) => assert_eq!(done.response(), b"200 OK"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn claim(&self, key: &Key, fingerprint: impl Into<Option<Fingerprint>>) -> Result<Claim> {
+        self.claim_inner(key, fingerprint.into(), &ClaimOptions::default(), None)
+    }
+
+    /// [`Store::claim`] with per-call lease and retention.
+    pub fn claim_with(
+        &self,
+        key: &Key,
+        fingerprint: impl Into<Option<Fingerprint>>,
+        options: &ClaimOptions,
+    ) -> Result<Claim> {
+        self.claim_inner(key, fingerprint.into(), options, None)
+    }
+
+    /// Claims `key`, and while another holder has it in flight, waits for that
+    /// holder to finish — up to `timeout`. Returns `Replay` when the holder
+    /// completes or fails terminally, `Acquired` when it releases, fails
+    /// retryably or its lease runs out, and `InFlight` if the timeout passes
+    /// first. Woken by the holder's transition (a per-shard condition
+    /// variable), not by polling.
+    pub fn wait(
+        &self,
+        key: &Key,
+        fingerprint: impl Into<Option<Fingerprint>>,
+        timeout: Duration,
+    ) -> Result<Claim> {
+        let until = Instant::now() + timeout;
+        self.claim_inner(
+            key,
+            fingerprint.into(),
+            &ClaimOptions::default(),
+            Some(until),
+        )
+    }
+
+    fn claim_inner(
+        &self,
+        key: &Key,
+        fingerprint: Option<Fingerprint>,
+        options: &ClaimOptions,
+        wait_until: Option<Instant>,
+    ) -> Result<Claim> {
+        let s = self.shared();
+        s.check_writable()?;
+        let policy = s.config.policy(key.namespace());
+        let lease = options.lease.unwrap_or(policy.lease_duration());
+        let retention = options.retention.unwrap_or(policy.retention_duration());
+        if options.lease.is_some() || options.retention.is_some() {
+            policy.check("claim options", lease, retention)?;
+        }
+        let raw = key_arc(key);
+        let idx = s.shard_of(&raw);
+        let shard = &s.shards[idx];
+        let mut st = shard.state.lock();
+        loop {
+            let now = s.clock.now_millis();
+            let (current, seen) = st.lookup(&raw, &s.storage)?;
+            let params = ClaimParams {
+                now,
+                boot: s.boot,
+                fingerprint,
+                lease_ms: millis(lease),
+                retention_ms: millis(retention),
+            };
+            let mut token = None;
+            let decision = core::claim(current.as_deref(), &params, &mut || {
+                let t = s.next_token.fetch_add(1, Ordering::SeqCst);
+                token = Some(t);
+                t
+            });
+            let (claim, wait_seq) = match decision {
+                ClaimDecision::Acquire { record, recovered } => {
+                    if let Some(t) = token {
+                        s.secure_token(t)?;
+                    }
+                    let lease = Lease {
+                        key: key.clone(),
+                        token: token.unwrap_or_default(),
+                        attempt: record.attempts,
+                        deadline: lease_deadline(&record),
+                        recovered,
+                    };
+                    let (seq, _) =
+                        st.write(idx, &raw, current.as_deref(), Some(record), &s.journal);
+                    (Claim::Acquired(lease), seq)
+                }
+                ClaimDecision::Replay => {
+                    let r = current.as_deref().and_then(Replay::from_record);
+                    (
+                        Claim::Replay(r.ok_or_else(|| internal("replay without outcome"))?),
+                        seen,
+                    )
+                }
+                ClaimDecision::Mismatch { stored } => (Claim::Mismatch { stored }, seen),
+                ClaimDecision::InFlight {
+                    retry_after_ms,
+                    attempt,
+                    ..
+                } => {
+                    if let Some(until) = wait_until {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if !left.is_zero() {
+                            // Wake when the holder ends, or when its lease runs out.
+                            let lease_left = Duration::from_millis(retry_after_ms + 1);
+                            let _ = shard.ended.wait_for(&mut st, left.min(lease_left));
+                            continue;
+                        }
+                    }
+                    let retry_after = Duration::from_millis(retry_after_ms);
+                    (
+                        Claim::InFlight {
+                            retry_after,
+                            attempt,
+                        },
+                        seen,
+                    )
+                }
+            };
+            drop(st);
+            self.settle(wait_seq)?;
+            return Ok(claim);
+        }
+    }
+
+    /// In `Durable` mode, waits until entry `seq` is durable.
+    fn settle(&self, seq: u64) -> Result<()> {
+        let s = self.shared();
+        if s.durable() && seq > 0 {
+            s.journal.wait_durable(seq)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs one fenced transition of `lease`'s key.
+    fn transition(
+        &self,
+        lease: &Lease,
+        ends_claim: bool,
+        next: impl FnOnce(Option<&Record>, u64) -> std::result::Result<Record, StaleReason>,
+    ) -> Result<Record> {
+        let s = self.shared();
+        s.check_writable()?;
+        let raw = key_arc(&lease.key);
+        let idx = s.shard_of(&raw);
+        let shard = &s.shards[idx];
+        let mut st = shard.state.lock();
+        let now = s.clock.now_millis();
+        let (current, _) = st.lookup(&raw, &s.storage)?;
+        let record = next(current.as_deref(), now).map_err(|reason| Error::StaleLease {
+            key: lease.key.to_string(),
+            token: lease.token,
+            reason,
+        })?;
+        let (seq, new) = st.write(idx, &raw, current.as_deref(), Some(record), &s.journal);
+        drop(st);
+        if ends_claim {
+            shard.ended.notify_all();
+        }
+        self.settle(seq)?;
+        new.map(|r| (*r).clone())
+            .ok_or_else(|| internal("transition without record"))
+    }
+
+    /// Completes the claim with `response`, which every later claim of the key
+    /// gets back byte for byte until the record expires (retention counts
+    /// from now).
+    ///
+    /// Fails with [`Error::StaleLease`] if the key was re-acquired by a newer
+    /// claim, already finished, or removed — and then changes nothing. A lease
+    /// past its deadline still completes if nobody took the key over.
+    pub fn complete(&self, lease: &Lease, response: &[u8]) -> Result<()> {
+        self.check_size(response)?;
+        self.transition(lease, true, |cur, now| {
+            core::complete(cur, lease.token, now, response)
+        })
+        .map(drop)
+    }
+
+    /// Ends the claim without a response: `Retryable` makes the key claimable
+    /// again (attempt count kept); `Terminal(payload)` stores the payload and
+    /// replays it to every later claim. Fenced like [`Store::complete`].
+    pub fn fail(&self, lease: &Lease, failure: Failure<'_>) -> Result<()> {
+        match failure {
+            Failure::Retryable => self
+                .transition(lease, true, |cur, now| {
+                    core::fail_retryable(cur, lease.token, now)
+                })
+                .map(drop),
+            Failure::Terminal(payload) => {
+                self.check_size(payload)?;
+                self.transition(lease, true, |cur, now| {
+                    core::fail_terminal(cur, lease.token, now, payload)
+                })
+                .map(drop)
+            }
+        }
+    }
+
+    /// Gives the key back without an outcome; the next claim acquires it
+    /// (with `recovered = false`). Fenced like [`Store::complete`].
+    pub fn release(&self, lease: &Lease) -> Result<()> {
+        self.transition(lease, true, |cur, now| core::release(cur, lease.token, now))
+            .map(drop)
+    }
+
+    /// Moves the lease deadline to `now + by`, for side effects that take
+    /// longer than the lease. Fenced like [`Store::complete`].
+    pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
+        let policy = self.shared().config.policy(lease.key.namespace());
+        if by.is_zero() {
+            return Err(Error::config("extend: the lease must be longer than zero"));
+        }
+        if by > policy.retention_duration() {
+            return Err(Error::config(format!(
+                "extend: the lease ({by:?}) is longer than the retention ({:?})",
+                policy.retention_duration()
+            )));
+        }
+        let token = lease.token;
+        let r = self.transition(lease, false, |cur, now| {
+            core::extend(cur, token, now, millis(by))
+        })?;
+        lease.deadline = lease_deadline(&r);
+        Ok(())
+    }
+
+    /// The key's record, or `None` if there is none or it has expired.
+    pub fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        let s = self.shared();
+        let raw = key_arc(key);
+        let mut st = s.shards[s.shard_of(&raw)].state.lock();
+        let now = s.clock.now_millis();
+        let (current, seen) = st.lookup(&raw, &s.storage)?;
+        drop(st);
+        let entry = core::live(current.as_deref(), now)
+            .map(|r| Entry::from_record(key.clone(), r, now, s.boot));
+        if entry.is_some() {
+            self.settle(seen)?;
+        }
+        Ok(entry)
+    }
+
+    /// Removes the key's record (manual eviction); the next claim starts
+    /// afresh. Returns whether a live record was removed. A holder of the
+    /// removed claim gets [`StaleReason::Missing`] when it finishes.
+    pub fn remove(&self, key: &Key) -> Result<bool> {
+        let s = self.shared();
+        s.check_writable()?;
+        let raw = key_arc(key);
+        let idx = s.shard_of(&raw);
+        let shard = &s.shards[idx];
+        let mut st = shard.state.lock();
+        let (current, _) = st.lookup(&raw, &s.storage)?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        let was_live = core::live(Some(&current), s.clock.now_millis()).is_some();
+        let (seq, _) = st.write(idx, &raw, Some(&current), None, &s.journal);
+        drop(st);
+        shard.ended.notify_all();
+        self.settle(seq)?;
+        Ok(was_live)
+    }
+
+    /// Removes every expired record now (the background sweeper does the same
+    /// every `sweep_interval`). Returns how many were removed.
+    pub fn sweep(&self) -> Result<usize> {
+        background::sweep(self.shared())
+    }
+
+    /// Makes every transition so far durable, whatever the durability mode.
+    pub fn flush(&self) -> Result<()> {
+        self.shared().check_writable()?;
+        self.shared().journal.flush()
+    }
+
+    /// Writes everything to the journal, applies it to sled, makes sled
+    /// durable and deletes the journal segments it covers.
+    pub fn checkpoint(&self) -> Result<()> {
+        let s = self.shared();
+        self.flush()?;
+        let target = s.journal.durable_seq();
+        // The applier runs behind the writer; wait for it to catch up.
+        while s.applied_seq.load(Ordering::Acquire) < target {
+            s.check_writable()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        s.checkpoint().map(drop)
+    }
+
+    /// Checks every stored record's encoding and checksum.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for item in self.shared().storage.records() {
+            let (raw, bytes) = item?;
+            report.records += 1;
+            if let Err(e) = crate::format::record::decode(&raw, &bytes) {
+                let reason = match e {
+                    Error::Corrupt { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                report.corrupt.push((raw, reason));
+            }
+        }
+        Ok(report)
+    }
+
+    /// What recovery found when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.shared().recovery
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &Config {
+        &self.shared().config
+    }
+
+    /// Closes the store: drains the journal, checkpoints, releases the
+    /// directory. Other clones of this handle get [`Error::Closed`] afterwards.
+    pub fn close(self) -> Result<()> {
+        self.inner.shutdown()
+    }
+
+    #[doc(hidden)]
+    /// Test hook: the number of expiry-index entries in sled.
+    pub fn __index_len(&self) -> usize {
+        self.shared().storage.index_len()
+    }
+
+    #[doc(hidden)]
+    /// Test hook: overwrites a stored record with raw bytes, bypassing the
+    /// codec and the journal, to test corruption handling.
+    pub fn __corrupt_record(&self, key: &Key, bytes: &[u8]) -> Result<()> {
+        let s = self.shared();
+        self.checkpoint()?;
+        let raw = key_arc(key);
+        let mut st = s.shards[s.shard_of(&raw)].state.lock();
+        st.cache.remove(&raw);
+        s.storage.put_raw_record(&raw, bytes)
+    }
+}
+
+impl Inner {
+    /// Stops the background threads, writes out and checkpoints. Idempotent.
+    fn shutdown(&self) -> Result<()> {
+        let s = &self.shared;
+        if s.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        *s.stop.lock() = true;
+        s.stop_cv.notify_all();
+        for t in self.maintenance.lock().drain(..) {
+            let _ = t.join();
+        }
+        s.journal.shutdown();
+        for t in self.pipeline.lock().drain(..) {
+            let _ = t.join();
+        }
+        s.poison.check()?;
+        s.checkpoint().map(drop)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn key_arc(key: &Key) -> Arc<[u8]> {
+    key.raw_arc()
+}
+
+fn lease_deadline(r: &Record) -> u64 {
+    match r.state {
+        core::State::InProgress { lease_deadline, .. } => lease_deadline,
+        _ => 0,
+    }
+}
+
+fn internal(what: &str) -> Error {
+    Error::Corrupt {
+        key: Vec::new(),
+        reason: format!("internal invariant broken: {what}"),
+    }
+}
+
+impl Store {
+    fn check_size(&self, body: &[u8]) -> Result<()> {
+        let limit = self.shared().config.max_response_bytes;
+        if body.len() > limit {
+            return Err(Error::ResponseTooLarge {
+                len: body.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+}

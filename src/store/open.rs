@@ -1,0 +1,168 @@
+//! Opening a store: lock the directory, read META, replay the journal into
+//! sled, checkpoint, start a fresh segment and the background threads.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::hash::RandomState;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::background::{guarded, run_applier, run_checkpointer, run_sweeper};
+use super::meta::{MetaFile, TOKEN_BLOCK};
+use super::shard::Shard;
+use super::shared::Shared;
+use super::{Inner, Store};
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::format::meta::Meta;
+use crate::journal::{
+    Journal, JournalFs, Mode, SegmentWriter, StdFs, recover, remove_all_segments,
+};
+use crate::poison::Poison;
+use crate::storage::Storage;
+
+/// Entries replayed into sled per batch during recovery.
+const REPLAY_BATCH: usize = 4096;
+
+/// Takes the directory's LOCK file (an OS advisory lock, released when the
+/// process dies, so a crash never leaves a stale lock behind).
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+    }
+}
+
+pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
+    open_with_fs(dir, config, Arc::new(StdFs))
+}
+
+pub(crate) fn open_with_fs(dir: &Path, config: Config, fs_: Arc<dyn JournalFs>) -> Result<Store> {
+    config.validate()?;
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating data directory {}", dir.display()), e))?;
+    let lock_file = lock(dir)?;
+    let now = config.clock.now_millis();
+    let sled_dir = dir.join("sled");
+    let journal_dir = dir.join("journal");
+    let old = match MetaFile::read(dir)? {
+        Some(m) => m,
+        None if sled_dir.exists() || journal_dir.exists() => {
+            return Err(Error::Corrupt {
+                key: b"META".to_vec(),
+                reason: format!(
+                    "{} holds data but no META file; refusing to start over on top of it",
+                    dir.display()
+                ),
+            });
+        }
+        None => Meta {
+            boot: 0,
+            token_ceiling: 0,
+            checkpoint_seq: 0,
+            created_at: now,
+        },
+    };
+    fs::create_dir_all(&journal_dir)
+        .map_err(|e| Error::io(format!("creating {}", journal_dir.display()), e))?;
+    let storage = Storage::open(&sled_dir, config.sled_cache_bytes)?;
+
+    // Replay what the journal holds beyond the checkpoint.
+    let mut batch = Vec::with_capacity(REPLAY_BATCH);
+    let recovery = recover(&journal_dir, old.checkpoint_seq, &mut |_, m| {
+        batch.push(m);
+        if batch.len() >= REPLAY_BATCH {
+            storage.apply(batch.iter())?;
+            batch.clear();
+        }
+        Ok(())
+    })?;
+    storage.apply(batch.iter())?;
+    drop(batch);
+
+    // Checkpoint: sled now holds everything; make it durable, then record
+    // the new boot and token ceiling, then drop the replayed segments.
+    storage.sync()?;
+    let next = Meta {
+        boot: old.boot + 1,
+        token_ceiling: old.token_ceiling.saturating_add(TOKEN_BLOCK),
+        checkpoint_seq: recovery.last_seq,
+        created_at: old.created_at,
+    };
+    let mut meta = MetaFile::new(dir, old);
+    meta.store(next)?;
+    remove_all_segments(&journal_dir)?;
+    let next_seq = recovery.last_seq + 1;
+    let writer = SegmentWriter::create(&journal_dir, fs_, next_seq, config.segment_bytes)?;
+
+    let poison = Arc::new(Poison::default());
+    let per_shard_cache = config.cache_bytes / config.shards as u64;
+    let shared = Arc::new(Shared {
+        shards: (0..config.shards)
+            .map(|_| Shard::new(per_shard_cache))
+            .collect(),
+        hasher: RandomState::new(),
+        journal: Journal::new(next_seq, poison.clone()),
+        journal_dir,
+        storage,
+        poison,
+        clock: config.clock.clone(),
+        boot: next.boot,
+        next_token: AtomicU64::new(old.token_ceiling + 1),
+        token_ceiling: AtomicU64::new(next.token_ceiling),
+        meta: Mutex::new(meta),
+        applied_seq: AtomicU64::new(recovery.last_seq),
+        stop: Mutex::new(false),
+        stop_cv: Condvar::new(),
+        closed: AtomicBool::new(false),
+        recovery,
+        config,
+    });
+
+    let mode = match shared.config.durability {
+        Durability::Durable => Mode::Durable,
+        Durability::Buffered { max_delay } => Mode::Buffered(max_delay),
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut threads = Vec::new();
+    type Body = Box<dyn FnOnce(&Arc<Shared>) + Send>;
+    let spawn = |name: &'static str, f: Body| {
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("idemkv-{name}"))
+            .spawn(move || guarded(&s, name, || f(&s)))
+            .map_err(|e| Error::io(format!("starting the {name} thread"), e))
+    };
+    threads.push(spawn(
+        "journal",
+        Box::new(move |s| s.journal.run(writer, mode, tx)),
+    )?);
+    threads.push(spawn("applier", Box::new(move |s| run_applier(s, rx)))?);
+    let mut maintenance = Vec::new();
+    if let Some(every) = shared.config.sweep_interval {
+        maintenance.push(spawn("sweeper", Box::new(move |s| run_sweeper(s, every)))?);
+    }
+    maintenance.push(spawn("checkpointer", Box::new(|s| run_checkpointer(s)))?);
+
+    Ok(Store {
+        inner: Arc::new(Inner {
+            shared,
+            pipeline: Mutex::new(threads),
+            maintenance: Mutex::new(maintenance),
+            _lock: lock_file,
+        }),
+    })
+}

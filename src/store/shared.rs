@@ -1,0 +1,114 @@
+//! Everything the store's handles and background threads share.
+
+use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::meta::{MetaFile, TOKEN_BLOCK};
+use super::shard::Shard;
+use crate::clock::Clock;
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::journal::{Journal, RecoveryReport, remove_segments_below};
+use crate::poison::Poison;
+use crate::storage::Storage;
+
+pub(crate) struct Shared {
+    pub config: Config,
+    pub shards: Box<[Shard]>,
+    /// Keyed with per-store random keys (SipHash), so that chosen keys cannot
+    /// pile onto one stripe.
+    pub hasher: RandomState,
+    pub journal: Journal,
+    pub journal_dir: PathBuf,
+    pub storage: Storage,
+    pub poison: Arc<Poison>,
+    pub clock: Arc<dyn Clock>,
+    /// This process's boot epoch: claims of other epochs are orphans.
+    pub boot: u64,
+    pub next_token: AtomicU64,
+    pub token_ceiling: AtomicU64,
+    /// META, also serializing checkpoints.
+    pub meta: Mutex<MetaFile>,
+    /// Every journal entry up to this one is in sled.
+    pub applied_seq: AtomicU64,
+    pub stop: Mutex<bool>,
+    pub stop_cv: Condvar,
+    pub closed: AtomicBool,
+    pub recovery: RecoveryReport,
+}
+
+impl Shared {
+    pub fn shard_of(&self, raw: &[u8]) -> usize {
+        (self.hasher.hash_one(raw) as usize) & (self.shards.len() - 1)
+    }
+
+    pub fn durable(&self) -> bool {
+        self.config.durability == Durability::Durable
+    }
+
+    /// Refuses writes after close or poisoning.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.poison.check()
+    }
+
+    /// Makes sure `token` is below the durable ceiling, raising it if needed.
+    pub fn secure_token(&self, token: u64) -> Result<()> {
+        if token <= self.token_ceiling.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut meta = self.meta.lock();
+        if token > meta.current.token_ceiling {
+            let mut m = meta.current;
+            m.token_ceiling = token.saturating_add(TOKEN_BLOCK);
+            meta.store(m)
+                .inspect_err(|e| self.poison.set(format!("raising token ceiling: {e}")))?;
+            self.token_ceiling.store(m.token_ceiling, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Makes sled durable up to the applied sequence number, records it in
+    /// META and deletes the journal segments it covers.
+    pub fn checkpoint(&self) -> Result<u64> {
+        let mut meta = self.meta.lock();
+        let applied = self.applied_seq.load(Ordering::Acquire);
+        let written = self
+            .journal
+            .bytes_since_checkpoint
+            .swap(0, Ordering::Relaxed);
+        let res = (|| {
+            self.storage.sync()?;
+            if applied != meta.current.checkpoint_seq {
+                let mut m = meta.current;
+                m.checkpoint_seq = applied;
+                meta.store(m)?;
+            }
+            remove_segments_below(&self.journal_dir, applied)
+        })();
+        if let Err(e) = res {
+            self.journal
+                .bytes_since_checkpoint
+                .fetch_add(written, Ordering::Relaxed);
+            self.poison.set(format!("checkpoint failed: {e}"));
+            return Err(e);
+        }
+        Ok(applied)
+    }
+
+    /// Sleeps up to `d` or until the store stops; true if it is stopping.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let mut stop = self.stop.lock();
+        if !*stop {
+            let _ = self.stop_cv.wait_for(&mut stop, d);
+        }
+        *stop
+    }
+}
