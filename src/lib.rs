@@ -57,6 +57,11 @@ mod poison;
 mod storage;
 mod store;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use clock::{Clock, Millis, MockClock, SystemClock, to_system_time};
 pub use config::{Config, Durability, MAX_RESPONSE_LIMIT, Policy};
 pub use error::{Error, Result, StaleReason};

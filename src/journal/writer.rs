@@ -47,6 +47,8 @@ pub(crate) struct Journal {
     durable_lock: Mutex<()>,
     durable_cv: Condvar,
     poison: Arc<Poison>,
+    /// Set when the writer thread has exited; nothing becomes durable after.
+    stopped: std::sync::atomic::AtomicBool,
     /// Bytes written since the last checkpoint; read by the checkpointer.
     pub(crate) bytes_since_checkpoint: AtomicU64,
 }
@@ -64,6 +66,7 @@ impl Journal {
             durable_lock: Mutex::new(()),
             durable_cv: Condvar::new(),
             poison,
+            stopped: std::sync::atomic::AtomicBool::new(false),
             bytes_since_checkpoint: AtomicU64::new(0),
         }
     }
@@ -101,6 +104,9 @@ impl Journal {
             }
             if self.poison.is_set() {
                 return Err(self.poison.error());
+            }
+            if self.stopped.load(Ordering::Acquire) {
+                return Err(Error::Closed);
             }
             self.durable_cv.wait(&mut g);
         }
@@ -141,7 +147,13 @@ impl Journal {
     }
 
     /// The writer thread's loop. Returns when shut down or poisoned.
-    pub fn run(&self, mut out: SegmentWriter, mode: Mode, applier: Sender<Batch>) {
+    pub fn run(&self, out: SegmentWriter, mode: Mode, applier: Sender<Batch>) {
+        self.run_inner(out, mode, applier);
+        self.stopped.store(true, Ordering::Release);
+        self.wake_waiters();
+    }
+
+    fn run_inner(&self, mut out: SegmentWriter, mode: Mode, applier: Sender<Batch>) {
         let mut buf = Vec::new();
         let mut unsynced: Batch = Vec::new();
         let mut unsynced_since: Option<Instant> = None;
