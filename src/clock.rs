@@ -23,10 +23,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> Millis {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 }
 
@@ -41,9 +38,7 @@ pub struct MockClock {
 impl MockClock {
     /// A mock clock set to `start` milliseconds since the Unix epoch.
     pub fn new(start: Millis) -> Self {
-        MockClock {
-            now: Arc::new(AtomicU64::new(start)),
-        }
+        MockClock { now: Arc::new(AtomicU64::new(start)) }
     }
 
     /// Moves the clock forward by `by`.

@@ -90,14 +90,10 @@ impl Policy {
     /// Checks a lease and retention against this policy's horizon.
     pub(crate) fn check(&self, what: &str, lease: Duration, retention: Duration) -> Result<()> {
         if lease.is_zero() {
-            return Err(Error::config(format!(
-                "{what}: the lease must be longer than zero"
-            )));
+            return Err(Error::config(format!("{what}: the lease must be longer than zero")));
         }
         if retention.is_zero() {
-            return Err(Error::config(format!(
-                "{what}: the retention must be longer than zero"
-            )));
+            return Err(Error::config(format!("{what}: the retention must be longer than zero")));
         }
         if lease > retention {
             return Err(Error::config(format!(
@@ -279,9 +275,7 @@ impl Config {
 
     /// The policy that applies to `namespace`.
     pub fn policy(&self, namespace: &str) -> &Policy {
-        self.namespaces
-            .get(namespace)
-            .unwrap_or(&self.default_policy)
+        self.namespaces.get(namespace).unwrap_or(&self.default_policy)
     }
 
     /// Checks every value; called by `open`.

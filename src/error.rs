@@ -106,23 +106,15 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 
     pub(crate) fn storage(context: impl Into<String>, source: sled::Error) -> Self {
-        Error::Storage {
-            context: context.into(),
-            source,
-        }
+        Error::Storage { context: context.into(), source }
     }
 
     pub(crate) fn config(reason: impl Into<String>) -> Self {
-        Error::InvalidConfig {
-            reason: reason.into(),
-        }
+        Error::InvalidConfig { reason: reason.into() }
     }
 
     /// True for errors after which the store refuses writes until reopened.
@@ -149,14 +141,11 @@ impl fmt::Display for Error {
             ),
             Error::Corrupt { key, reason } => write!(
                 f,
-                "corrupt record for key {}: {reason}; run `idemkv verify` and remove the key",
+                "corrupt record for key {}: {reason}; `Store::verify` lists every damaged \
+                 record and `Store::remove` deletes one",
                 crate::key::display_raw(key)
             ),
-            Error::UnsupportedVersion {
-                what,
-                found,
-                supported,
-            } => write!(
+            Error::UnsupportedVersion { what, found, supported } => write!(
                 f,
                 "{what} has format version {found}, but this idemkv reads up to version \
                  {supported}; open it with a newer idemkv"

@@ -36,9 +36,7 @@ impl Key {
         let id = id.as_ref();
         validate_namespace(namespace)?;
         if id.is_empty() {
-            return Err(Error::InvalidKey {
-                reason: "the id is empty".into(),
-            });
+            return Err(Error::InvalidKey { reason: "the id is empty".into() });
         }
         if id.len() > MAX_ID_LEN {
             return Err(Error::InvalidKey {
@@ -106,28 +104,21 @@ impl Key {
     /// Parses the storage form back into a key, validating it.
     pub fn from_raw(raw: &[u8]) -> Result<Key> {
         let Some((&n, rest)) = raw.split_first() else {
-            return Err(Error::InvalidKey {
-                reason: "the raw key is empty".into(),
-            });
+            return Err(Error::InvalidKey { reason: "the raw key is empty".into() });
         };
         let n = n as usize;
         if rest.len() < n {
-            return Err(Error::InvalidKey {
-                reason: "the raw key is truncated".into(),
-            });
+            return Err(Error::InvalidKey { reason: "the raw key is truncated".into() });
         }
-        let ns = std::str::from_utf8(&rest[..n]).map_err(|_| Error::InvalidKey {
-            reason: "the namespace is not UTF-8".into(),
-        })?;
+        let ns = std::str::from_utf8(&rest[..n])
+            .map_err(|_| Error::InvalidKey { reason: "the namespace is not UTF-8".into() })?;
         Key::new(ns, &rest[n..])
     }
 }
 
 fn validate_namespace(namespace: &str) -> Result<()> {
     if namespace.is_empty() {
-        return Err(Error::InvalidKey {
-            reason: "the namespace is empty".into(),
-        });
+        return Err(Error::InvalidKey { reason: "the namespace is empty".into() });
     }
     if namespace.len() > MAX_NAMESPACE_LEN {
         return Err(Error::InvalidKey {

@@ -71,3 +71,14 @@ pub use store::{
     Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, RecoveryReport, Replay, Store,
     VerifyReport,
 };
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_is_send_sync_and_cheap_to_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<crate::Store>();
+        check::<crate::Lease>();
+        check::<crate::Claim>();
+    }
+}

@@ -33,16 +33,10 @@ impl Poison {
 
     /// `Err(Error::Poisoned)` once poisoned.
     pub fn check(&self) -> Result<()> {
-        if self.is_set() {
-            Err(self.error())
-        } else {
-            Ok(())
-        }
+        if self.is_set() { Err(self.error()) } else { Ok(()) }
     }
 
     pub fn error(&self) -> Error {
-        Error::Poisoned {
-            reason: self.reason.lock().clone().unwrap_or_default(),
-        }
+        Error::Poisoned { reason: self.reason.lock().clone().unwrap_or_default() }
     }
 }

@@ -20,30 +20,13 @@ pub(crate) enum State {
     /// Claimed; the holder with `token` is running the side effect.
     /// Orphaned (claimable) once `lease_deadline` passes or when `boot` is
     /// not the current process's boot epoch.
-    InProgress {
-        token: u64,
-        boot: u64,
-        claimed_at: Millis,
-        lease_deadline: Millis,
-    },
+    InProgress { token: u64, boot: u64, claimed_at: Millis, lease_deadline: Millis },
     /// Finished successfully; `body` is the response replayed to duplicates.
-    Completed {
-        token: u64,
-        finished_at: Millis,
-        body: Arc<[u8]>,
-    },
+    Completed { token: u64, finished_at: Millis, body: Arc<[u8]> },
     /// Finished with a terminal failure; `body` is the error payload replayed.
-    Failed {
-        token: u64,
-        finished_at: Millis,
-        body: Arc<[u8]>,
-    },
+    Failed { token: u64, finished_at: Millis, body: Arc<[u8]> },
     /// Claimable again, attempt count kept.
-    Idle {
-        last_token: u64,
-        since: Millis,
-        reason: IdleReason,
-    },
+    Idle { last_token: u64, since: Millis, reason: IdleReason },
 }
 
 /// A key's record: its state plus what every state keeps.

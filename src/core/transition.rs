@@ -39,11 +39,7 @@ pub(crate) enum ClaimDecision {
     /// The key is finished: replay this record.
     Replay,
     /// Another holder's lease is live.
-    InFlight {
-        retry_after_ms: u64,
-        attempt: u32,
-        token: u64,
-    },
+    InFlight { retry_after_ms: u64, attempt: u32, token: u64 },
     /// The stored fingerprint differs from the claim's.
     Mismatch { stored: Fingerprint },
 }
@@ -66,12 +62,7 @@ pub(crate) fn claim(
             let fp = r.fingerprint.or(p.fingerprint);
             match &r.state {
                 State::Completed { .. } | State::Failed { .. } => return ClaimDecision::Replay,
-                State::InProgress {
-                    token,
-                    boot,
-                    lease_deadline,
-                    ..
-                } => {
+                State::InProgress { token, boot, lease_deadline, .. } => {
                     if *boot == p.boot && *lease_deadline > p.now {
                         return ClaimDecision::InFlight {
                             retry_after_ms: lease_deadline - p.now,
@@ -115,20 +106,14 @@ fn held(current: Option<&Record>, token: u64, now: Millis) -> Result<&Record, St
         }
         State::Idle { last_token, .. } if *last_token != token => {
             // Someone acquired after us and gave the key back.
-            Err(StaleReason::Superseded {
-                current: *last_token,
-            })
+            Err(StaleReason::Superseded { current: *last_token })
         }
         _ => Err(StaleReason::Finished),
     }
 }
 
 fn finish(r: &Record, now: Millis, state: State) -> Record {
-    Record {
-        expires_at: now.saturating_add(r.retention_ms),
-        state,
-        ..r.clone()
-    }
+    Record { expires_at: now.saturating_add(r.retention_ms), state, ..r.clone() }
 }
 
 /// Completes the claim of `token` with `body`.
@@ -142,15 +127,7 @@ pub(crate) fn complete(
     body: &[u8],
 ) -> Result<Record, StaleReason> {
     let r = held(current, token, now)?;
-    Ok(finish(
-        r,
-        now,
-        State::Completed {
-            token,
-            finished_at: now,
-            body: body.into(),
-        },
-    ))
+    Ok(finish(r, now, State::Completed { token, finished_at: now, body: body.into() }))
 }
 
 /// Fails the claim of `token` terminally; `body` is replayed to later claims.
@@ -161,15 +138,7 @@ pub(crate) fn fail_terminal(
     body: &[u8],
 ) -> Result<Record, StaleReason> {
     let r = held(current, token, now)?;
-    Ok(finish(
-        r,
-        now,
-        State::Failed {
-            token,
-            finished_at: now,
-            body: body.into(),
-        },
-    ))
+    Ok(finish(r, now, State::Failed { token, finished_at: now, body: body.into() }))
 }
 
 /// Fails the claim of `token` retryably: the key becomes claimable again.
@@ -179,11 +148,7 @@ pub(crate) fn fail_retryable(
     now: Millis,
 ) -> Result<Record, StaleReason> {
     let r = held(current, token, now)?;
-    let state = State::Idle {
-        last_token: token,
-        since: now,
-        reason: IdleReason::RetryableFailure,
-    };
+    let state = State::Idle { last_token: token, since: now, reason: IdleReason::RetryableFailure };
     Ok(finish(r, now, state))
 }
 
@@ -194,11 +159,7 @@ pub(crate) fn release(
     now: Millis,
 ) -> Result<Record, StaleReason> {
     let r = held(current, token, now)?;
-    let state = State::Idle {
-        last_token: token,
-        since: now,
-        reason: IdleReason::Released,
-    };
+    let state = State::Idle { last_token: token, since: now, reason: IdleReason::Released };
     Ok(finish(r, now, state))
 }
 
@@ -210,23 +171,13 @@ pub(crate) fn extend(
     lease_ms: u64,
 ) -> Result<Record, StaleReason> {
     let r = held(current, token, now)?;
-    let State::InProgress {
-        boot, claimed_at, ..
-    } = r.state
-    else {
+    let State::InProgress { boot, claimed_at, .. } = r.state else {
         unreachable!("held() returns only InProgress records");
     };
     let lease_deadline = now.saturating_add(lease_ms);
     Ok(Record {
-        expires_at: r
-            .expires_at
-            .max(lease_deadline.saturating_add(r.retention_ms)),
-        state: State::InProgress {
-            token,
-            boot,
-            claimed_at,
-            lease_deadline,
-        },
+        expires_at: r.expires_at.max(lease_deadline.saturating_add(r.retention_ms)),
+        state: State::InProgress { token, boot, claimed_at, lease_deadline },
         ..r.clone()
     })
 }
@@ -264,11 +215,7 @@ mod tests {
         let d = claim(Some(&r), &params(200), &mut || unreachable!());
         assert_eq!(
             d,
-            ClaimDecision::InFlight {
-                retry_after_ms: LEASE - 100,
-                attempt: 1,
-                token: 5
-            }
+            ClaimDecision::InFlight { retry_after_ms: LEASE - 100, attempt: 1, token: 5 }
         );
     }
 
@@ -277,10 +224,7 @@ mod tests {
         let (r, _) = acquire(None, &params(0), 1);
         let done = complete(Some(&r), 1, 10, b"resp").unwrap();
         assert_eq!(done.expires_at, 10 + KEEP);
-        assert_eq!(
-            claim(Some(&done), &params(20), &mut || 9),
-            ClaimDecision::Replay
-        );
+        assert_eq!(claim(Some(&done), &params(20), &mut || 9), ClaimDecision::Replay);
         let (again, _) = acquire(Some(&done), &params(10 + KEEP), 2);
         assert_eq!(again.attempts, 1, "an expired record is absent");
     }
@@ -290,15 +234,9 @@ mod tests {
         let (r, _) = acquire(None, &params(0), 1);
         let mut p = params(1);
         p.fingerprint = Some(Fingerprint::of(b"b"));
-        assert!(matches!(
-            claim(Some(&r), &p, &mut || 2),
-            ClaimDecision::Mismatch { .. }
-        ));
+        assert!(matches!(claim(Some(&r), &p, &mut || 2), ClaimDecision::Mismatch { .. }));
         p.fingerprint = None;
-        assert!(matches!(
-            claim(Some(&r), &p, &mut || 2),
-            ClaimDecision::InFlight { .. }
-        ));
+        assert!(matches!(claim(Some(&r), &p, &mut || 2), ClaimDecision::InFlight { .. }));
     }
 
     #[test]
@@ -322,10 +260,7 @@ mod tests {
             Err(StaleReason::Superseded { current: 2 })
         );
         let done = complete(Some(&r2), 2, LEASE + 3, b"y").unwrap();
-        assert_eq!(
-            complete(Some(&done), 2, LEASE + 4, b"z"),
-            Err(StaleReason::Finished)
-        );
+        assert_eq!(complete(Some(&done), 2, LEASE + 4, b"z"), Err(StaleReason::Finished));
         assert_eq!(
             complete(Some(&done), 1, LEASE + 4, b"z"),
             Err(StaleReason::Superseded { current: 2 })
@@ -345,10 +280,7 @@ mod tests {
         let (r3, _) = acquire(Some(&idle), &params(8), 3);
         assert_eq!(r3.attempts, 3);
         let failed = fail_terminal(Some(&r3), 3, 9, b"bad").unwrap();
-        assert_eq!(
-            claim(Some(&failed), &params(10), &mut || 4),
-            ClaimDecision::Replay
-        );
+        assert_eq!(claim(Some(&failed), &params(10), &mut || 4), ClaimDecision::Replay);
     }
 
     #[test]
@@ -357,9 +289,6 @@ mod tests {
         let ext = extend(Some(&r), 1, 20_000, LEASE).unwrap();
         let d = claim(Some(&ext), &params(LEASE + 1), &mut || 2);
         assert!(matches!(d, ClaimDecision::InFlight { .. }));
-        assert_eq!(
-            extend(Some(&ext), 7, 1, LEASE),
-            Err(StaleReason::Superseded { current: 1 })
-        );
+        assert_eq!(extend(Some(&ext), 7, 1, LEASE), Err(StaleReason::Superseded { current: 1 }));
     }
 }

@@ -96,11 +96,7 @@ pub(crate) fn encode_frame(out: &mut Vec<u8>, seq: u64, m: &Mutation) {
     out.extend_from_slice(&[0u8; 4]); // crc, filled below
     out.extend_from_slice(&seq.to_le_bytes());
     out.push(if m.put.is_some() { OP_PUT } else { OP_DELETE });
-    out.push(if m.prev_expiry.is_some() {
-        FLAG_PREV_EXPIRY
-    } else {
-        0
-    });
+    out.push(if m.prev_expiry.is_some() { FLAG_PREV_EXPIRY } else { 0 });
     out.extend_from_slice(&(m.key.len() as u16).to_le_bytes());
     out.extend_from_slice(&m.prev_expiry.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(&m.put.as_ref().map_or(0, |(_, e)| *e).to_le_bytes());
@@ -116,11 +112,7 @@ pub(crate) fn encode_frame(out: &mut Vec<u8>, seq: u64, m: &Mutation) {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
     /// A whole, valid frame of `len` bytes.
-    Ok {
-        seq: u64,
-        mutation: Mutation,
-        len: usize,
-    },
+    Ok { seq: u64, mutation: Mutation, len: usize },
     /// `b` ends before the frame does: a torn write.
     Torn,
     /// The frame is whole but fails its checks.
@@ -134,9 +126,7 @@ pub(crate) fn decode_frame(b: &[u8]) -> Frame {
     }
     let len = u32_at(b, FRAME_LEN_OFFSET) as usize;
     if len > MAX_PAYLOAD {
-        return Frame::Corrupt(format!(
-            "frame length {len} exceeds the maximum {MAX_PAYLOAD}"
-        ));
+        return Frame::Corrupt(format!("frame length {len} exceeds the maximum {MAX_PAYLOAD}"));
     }
     if b.len() < FRAME_HEADER_LEN + len {
         return Frame::Torn;
@@ -148,11 +138,7 @@ pub(crate) fn decode_frame(b: &[u8]) -> Frame {
     }
     let seq = u64_at(b, FRAME_SEQ_OFFSET);
     match decode_payload(&b[FRAME_HEADER_LEN..total]) {
-        Ok(mutation) => Frame::Ok {
-            seq,
-            mutation,
-            len: total,
-        },
+        Ok(mutation) => Frame::Ok { seq, mutation, len: total },
         Err(e) => Frame::Corrupt(e),
     }
 }
@@ -181,15 +167,11 @@ fn decode_payload(p: &[u8]) -> Result<Mutation, String> {
             }
             Some((rest.into(), u64_at(p, NEW_EXPIRY_OFFSET)))
         }
-        OP_DELETE if rest.is_empty() => None,
-        OP_DELETE => return Err("delete with trailing bytes".into()),
+        OP_DELETE if rest.is_empty() && u64_at(p, NEW_EXPIRY_OFFSET) == 0 => None,
+        OP_DELETE => return Err("delete with a record or an expiry".into()),
         op => return Err(format!("unknown op {op}")),
     };
-    Ok(Mutation {
-        key,
-        put,
-        prev_expiry,
-    })
+    Ok(Mutation { key, put, prev_expiry })
 }
 
 #[cfg(test)]
@@ -204,11 +186,7 @@ mod tests {
             expires_at: 99,
             retention_ms: 50,
             fingerprint: None,
-            state: State::Completed {
-                token: 1,
-                finished_at: 2,
-                body: b"hi"[..].into(),
-            },
+            state: State::Completed { token: 1, finished_at: 2, body: b"hi"[..].into() },
         };
         Mutation {
             key: b"\x01sx"[..].into(),
@@ -219,30 +197,15 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let del = Mutation {
-            key: b"\x01sy"[..].into(),
-            put: None,
-            prev_expiry: None,
-        };
+        let del = Mutation { key: b"\x01sy"[..].into(), put: None, prev_expiry: None };
         let mut buf = Vec::new();
         encode_frame(&mut buf, 7, &put());
         let first = buf.len();
         encode_frame(&mut buf, 8, &del);
-        assert_eq!(
-            decode_frame(&buf),
-            Frame::Ok {
-                seq: 7,
-                mutation: put(),
-                len: first
-            }
-        );
+        assert_eq!(decode_frame(&buf), Frame::Ok { seq: 7, mutation: put(), len: first });
         assert_eq!(
             decode_frame(&buf[first..]),
-            Frame::Ok {
-                seq: 8,
-                mutation: del,
-                len: buf.len() - first
-            }
+            Frame::Ok { seq: 8, mutation: del, len: buf.len() - first }
         );
     }
 

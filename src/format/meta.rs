@@ -51,15 +51,9 @@ pub(crate) fn encode(m: &Meta) -> [u8; LEN] {
 }
 
 pub(crate) fn decode(b: &[u8]) -> Result<Meta> {
-    let corrupt = |reason: &str| Error::Corrupt {
-        key: b"META".to_vec(),
-        reason: reason.into(),
-    };
+    let corrupt = |reason: &str| Error::Corrupt { key: b"META".to_vec(), reason: reason.into() };
     if b.len() != LEN {
-        return Err(corrupt(&format!(
-            "META is {} bytes, expected {LEN}",
-            b.len()
-        )));
+        return Err(corrupt(&format!("META is {} bytes, expected {LEN}", b.len())));
     }
     if b[..8] != MAGIC {
         return Err(corrupt("bad magic"));
@@ -85,12 +79,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let m = Meta {
-            boot: 3,
-            token_ceiling: 1 << 32,
-            checkpoint_seq: 77,
-            created_at: 5,
-        };
+        let m = Meta { boot: 3, token_ceiling: 1 << 32, checkpoint_seq: 77, created_at: 5 };
         let b = encode(&m);
         assert_eq!(decode(&b).unwrap(), m);
         for bit in 0..LEN * 8 {

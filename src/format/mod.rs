@@ -43,17 +43,11 @@ pub(crate) fn check_trailing_crc(bytes: &[u8]) -> std::result::Result<(), String
     let stored = u32_at(bytes, body);
     let actual = crc(&bytes[..body]);
     if stored != actual {
-        return Err(format!(
-            "checksum mismatch: stored {stored:#010x}, computed {actual:#010x}"
-        ));
+        return Err(format!("checksum mismatch: stored {stored:#010x}, computed {actual:#010x}"));
     }
     Ok(())
 }
 
 pub(crate) fn unsupported(what: &str, found: u32, supported: u32) -> Error {
-    Error::UnsupportedVersion {
-        what: what.to_string(),
-        found,
-        supported,
-    }
+    Error::UnsupportedVersion { what: what.to_string(), found, supported }
 }

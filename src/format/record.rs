@@ -65,35 +65,16 @@ const FLAG_FINGERPRINT: u8 = 1;
 pub(crate) fn encode(r: &Record) -> Vec<u8> {
     let (tag, idle, token, t1, t2, boot, body): (u8, u8, u64, u64, u64, u64, &[u8]) = match &r.state
     {
-        State::InProgress {
-            token,
-            boot,
-            claimed_at,
-            lease_deadline,
-        } => (
-            TAG_IN_PROGRESS,
-            0,
-            *token,
-            *claimed_at,
-            *lease_deadline,
-            *boot,
-            &[],
-        ),
-        State::Completed {
-            token,
-            finished_at,
-            body,
-        } => (TAG_COMPLETED, 0, *token, *finished_at, 0, 0, body),
-        State::Failed {
-            token,
-            finished_at,
-            body,
-        } => (TAG_FAILED, 0, *token, *finished_at, 0, 0, body),
-        State::Idle {
-            last_token,
-            since,
-            reason,
-        } => {
+        State::InProgress { token, boot, claimed_at, lease_deadline } => {
+            (TAG_IN_PROGRESS, 0, *token, *claimed_at, *lease_deadline, *boot, &[])
+        }
+        State::Completed { token, finished_at, body } => {
+            (TAG_COMPLETED, 0, *token, *finished_at, 0, 0, body)
+        }
+        State::Failed { token, finished_at, body } => {
+            (TAG_FAILED, 0, *token, *finished_at, 0, 0, body)
+        }
+        State::Idle { last_token, since, reason } => {
             let reason = match reason {
                 IdleReason::Released => 1,
                 IdleReason::RetryableFailure => 2,
@@ -105,11 +86,7 @@ pub(crate) fn encode(r: &Record) -> Vec<u8> {
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(tag);
-    out.push(if r.fingerprint.is_some() {
-        FLAG_FINGERPRINT
-    } else {
-        0
-    });
+    out.push(if r.fingerprint.is_some() { FLAG_FINGERPRINT } else { 0 });
     out.push(idle);
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&r.attempts.to_le_bytes());
@@ -131,42 +108,55 @@ pub(crate) fn encode(r: &Record) -> Vec<u8> {
 
 /// Decodes a record; `key` (the raw storage key) only labels the error.
 pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Record> {
-    decode_inner(bytes).map_err(|reason| Error::Corrupt {
-        key: key.to_vec(),
-        reason,
+    decode_inner(bytes).map_err(|e| match e {
+        Invalid::Corrupt(reason) => Error::Corrupt { key: key.to_vec(), reason },
+        Invalid::Version(v) => crate::format::unsupported("record", v.into(), VERSION.into()),
     })
 }
 
-fn decode_inner(b: &[u8]) -> std::result::Result<Record, String> {
+/// Why bytes are not a record this build can read.
+enum Invalid {
+    Corrupt(String),
+    Version(u8),
+}
+
+fn corrupt<T>(reason: impl Into<String>) -> std::result::Result<T, Invalid> {
+    Err(Invalid::Corrupt(reason.into()))
+}
+
+fn decode_inner(b: &[u8]) -> std::result::Result<Record, Invalid> {
     // Length first: every fixed offset below must be in bounds.
     if b.len() < OVERHEAD {
-        return Err(format!(
-            "record is {} bytes, shorter than the {OVERHEAD}-byte minimum",
-            b.len()
-        ));
+        return corrupt(format!("record is {} bytes, below the {OVERHEAD}-byte minimum", b.len()));
     }
     if b[MAGIC_OFFSET..MAGIC_OFFSET + 2] != MAGIC {
-        return Err("bad magic".into());
+        return corrupt("bad magic");
     }
     // Checksum before interpreting any field, so that a flipped bit in a
     // length or tag is reported as corruption rather than as a strange value.
-    check_trailing_crc(b)?;
+    check_trailing_crc(b).map_err(Invalid::Corrupt)?;
+    // After the checksum: an intact record of a newer version is not damage.
     let version = b[VERSION_OFFSET];
     if version != VERSION {
-        return Err(format!(
-            "record version {version}; this build reads version {VERSION}"
-        ));
+        return Err(Invalid::Version(version));
+    }
+    if b[RESERVED_OFFSET..RESERVED_OFFSET + 2] != [0, 0] {
+        return corrupt("reserved bytes are not zero");
     }
     let body_len = u32_at(b, BODY_LEN_OFFSET) as usize;
     if HEADER_LEN + body_len + 4 != b.len() {
-        return Err(format!(
-            "body length {body_len} does not match the record size {}",
-            b.len()
-        ));
+        return corrupt(format!("body length {body_len} does not match the size {}", b.len()));
     }
     let flags = b[FLAGS_OFFSET];
     if flags & !FLAG_FINGERPRINT != 0 {
-        return Err(format!("unknown flags {flags:#04x}"));
+        return corrupt(format!("unknown flags {flags:#04x}"));
+    }
+    let tag = b[TAG_OFFSET];
+    if !matches!(tag, TAG_COMPLETED | TAG_FAILED) && body_len != 0 {
+        return corrupt(format!("state tag {tag} carries a {body_len}-byte body"));
+    }
+    if tag != TAG_IDLE && b[IDLE_REASON_OFFSET] != 0 {
+        return corrupt("idle reason set on a record that is not idle");
     }
     let fingerprint = (flags & FLAG_FINGERPRINT != 0).then(|| {
         let mut f = [0u8; 16];
@@ -176,33 +166,25 @@ fn decode_inner(b: &[u8]) -> std::result::Result<Record, String> {
     let token = u64_at(b, TOKEN_OFFSET);
     let t1 = u64_at(b, T1_OFFSET);
     let body: Arc<[u8]> = b[HEADER_LEN..HEADER_LEN + body_len].into();
-    let state = match b[TAG_OFFSET] {
+    let state = match tag {
         TAG_IN_PROGRESS => State::InProgress {
             token,
             boot: u64_at(b, BOOT_OFFSET),
             claimed_at: t1,
             lease_deadline: u64_at(b, T2_OFFSET),
         },
-        TAG_COMPLETED => State::Completed {
-            token,
-            finished_at: t1,
-            body,
-        },
-        TAG_FAILED => State::Failed {
-            token,
-            finished_at: t1,
-            body,
-        },
+        TAG_COMPLETED => State::Completed { token, finished_at: t1, body },
+        TAG_FAILED => State::Failed { token, finished_at: t1, body },
         TAG_IDLE => State::Idle {
             last_token: token,
             since: t1,
             reason: match b[IDLE_REASON_OFFSET] {
                 1 => IdleReason::Released,
                 2 => IdleReason::RetryableFailure,
-                other => return Err(format!("unknown idle reason {other}")),
+                other => return corrupt(format!("unknown idle reason {other}")),
             },
         },
-        other => return Err(format!("unknown state tag {other}")),
+        other => return corrupt(format!("unknown state tag {other}")),
     };
     Ok(Record {
         attempts: u32_at(b, ATTEMPTS_OFFSET),
@@ -228,29 +210,12 @@ mod tests {
             state,
         };
         vec![
-            base(State::InProgress {
-                token: 7,
-                boot: 2,
-                claimed_at: 1_500,
-                lease_deadline: 4_000,
-            }),
-            base(State::Completed {
-                token: 8,
-                finished_at: 2_000,
-                body: Arc::from(&b"ok"[..]),
-            }),
-            base(State::Failed {
-                token: 9,
-                finished_at: 2_100,
-                body: Arc::from(&b"no"[..]),
-            }),
+            base(State::InProgress { token: 7, boot: 2, claimed_at: 1_500, lease_deadline: 4_000 }),
+            base(State::Completed { token: 8, finished_at: 2_000, body: Arc::from(&b"ok"[..]) }),
+            base(State::Failed { token: 9, finished_at: 2_100, body: Arc::from(&b"no"[..]) }),
             Record {
                 fingerprint: None,
-                ..base(State::Idle {
-                    last_token: 9,
-                    since: 3,
-                    reason: IdleReason::Released,
-                })
+                ..base(State::Idle { last_token: 9, since: 3, reason: IdleReason::Released })
             },
         ]
     }
@@ -264,22 +229,29 @@ mod tests {
     }
 
     #[test]
+    fn newer_version_is_unsupported_not_corrupt() {
+        let mut bytes = encode(&samples()[1]);
+        bytes[VERSION_OFFSET] = 2;
+        let n = bytes.len() - 4;
+        let sum = crc(&bytes[..n]);
+        bytes[n..].copy_from_slice(&sum.to_le_bytes());
+        assert!(matches!(
+            decode(b"k", &bytes),
+            Err(Error::UnsupportedVersion { found: 2, supported: 1, .. })
+        ));
+    }
+
+    #[test]
     fn every_truncation_and_bit_flip_is_corrupt() {
         for r in samples() {
             let bytes = encode(&r);
             for len in 0..bytes.len() {
-                assert!(matches!(
-                    decode(b"k", &bytes[..len]),
-                    Err(Error::Corrupt { .. })
-                ));
+                assert!(matches!(decode(b"k", &bytes[..len]), Err(Error::Corrupt { .. })));
             }
             for bit in 0..bytes.len() * 8 {
                 let mut b = bytes.clone();
                 b[bit / 8] ^= 1 << (bit % 8);
-                assert!(
-                    matches!(decode(b"k", &b), Err(Error::Corrupt { .. })),
-                    "bit {bit}"
-                );
+                assert!(matches!(decode(b"k", &b), Err(Error::Corrupt { .. })), "bit {bit}");
             }
         }
     }

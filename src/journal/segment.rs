@@ -64,10 +64,7 @@ pub(crate) fn recover(
     apply: &mut dyn FnMut(u64, Mutation) -> Result<()>,
 ) -> Result<RecoveryReport> {
     let segments = list_segments(dir)?;
-    let mut report = RecoveryReport {
-        last_seq: checkpoint,
-        ..Default::default()
-    };
+    let mut report = RecoveryReport { last_seq: checkpoint, ..Default::default() };
     // The sequence number the next frame must carry, once one has been seen.
     let mut expect: Option<u64> = None;
     for (i, (first, path)) in segments.iter().enumerate() {
@@ -114,10 +111,7 @@ fn scan(
     let mut at = SEGMENT_HEADER_LEN;
     let mut want = expect.unwrap_or(first);
     if want != first {
-        return Ok(Some((
-            at,
-            format!("segment starts at {first}, expected {want}"),
-        )));
+        return Ok(Some((at, format!("segment starts at {first}, expected {want}"))));
     }
     if expect.is_none() && first > checkpoint + 1 {
         return Err(Error::Corrupt {
@@ -160,10 +154,7 @@ fn cut(path: &Path, at: usize) -> Result<()> {
     if at < SEGMENT_HEADER_LEN {
         return fs::remove_file(path).map_err(|e| Error::io(ctx(), e));
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(ctx(), e))?;
+    let f = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(ctx(), e))?;
     f.set_len(at as u64).map_err(|e| Error::io(ctx(), e))?;
     f.sync_all().map_err(|e| Error::io(ctx(), e))
 }

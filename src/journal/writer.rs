@@ -57,10 +57,7 @@ impl Journal {
     /// A journal whose next entry gets `next_seq`; everything before it is durable.
     pub fn new(next_seq: u64, poison: Arc<Poison>) -> Journal {
         Journal {
-            queue: Mutex::new(Queue {
-                next_seq,
-                ..Default::default()
-            }),
+            queue: Mutex::new(Queue { next_seq, ..Default::default() }),
             work: Condvar::new(),
             durable_seq: AtomicU64::new(next_seq - 1),
             durable_lock: Mutex::new(()),
@@ -73,8 +70,12 @@ impl Journal {
 
     /// Queues `m` for `shard`; returns its sequence number. Call it while
     /// holding the shard's lock so that per-key order is journal order.
-    pub fn append(&self, shard: usize, m: Mutation) -> u64 {
+    /// Fails once the journal is shutting down: nothing would write it.
+    pub fn append(&self, shard: usize, m: Mutation) -> Result<u64> {
         let mut q = self.queue.lock();
+        if q.shutdown {
+            return Err(Error::Closed);
+        }
         let seq = q.next_seq;
         q.next_seq += 1;
         let was_empty = q.buf.is_empty();
@@ -84,7 +85,12 @@ impl Journal {
         if was_empty {
             self.work.notify_one();
         }
-        seq
+        Ok(seq)
+    }
+
+    /// The sequence number the next entry will get.
+    pub fn next_seq(&self) -> u64 {
+        self.queue.lock().next_seq
     }
 
     /// The highest sequence number known to be on stable storage.
@@ -187,8 +193,7 @@ impl Journal {
                     self.fail(format!("journal write failed: {e}"));
                     return;
                 }
-                self.bytes_since_checkpoint
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                self.bytes_since_checkpoint.fetch_add(buf.len() as u64, Ordering::Relaxed);
                 buf.clear();
                 unsynced_since.get_or_insert_with(Instant::now);
             }
@@ -271,8 +276,7 @@ fn new_segment(dir: &Path, fs: &dyn JournalFs, first_seq: u64) -> Result<Box<dyn
     let path = segment_path(dir, first_seq);
     let ctx = || format!("creating journal segment {}", path.display());
     let mut f = fs.create(&path).map_err(|e| Error::io(ctx(), e))?;
-    f.write_all(&segment_header())
-        .map_err(|e| Error::io(ctx(), e))?;
+    f.write_all(&segment_header()).map_err(|e| Error::io(ctx(), e))?;
     f.sync_data().map_err(|e| Error::io(ctx(), e))?;
     fs.sync_dir(dir).map_err(|e| Error::io(ctx(), e))?;
     Ok(f)

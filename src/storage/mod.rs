@@ -19,6 +19,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+
 use crate::core::Record;
 use crate::error::{Error, Result};
 use crate::format::entry::Mutation;
@@ -30,9 +32,11 @@ const INDEX_PREFIX: u8 = b'x';
 /// An expiry-index entry that is due: `(expires_at, raw key, index position)`.
 pub(crate) type Due = (u64, Vec<u8>, Vec<u8>);
 
-/// The sled database of a store.
+/// The sled database of a store. Closed (sled dropped) when the store
+/// closes, even while handles to the store remain; calls then fail with
+/// `Error::Closed`.
 pub(crate) struct Storage {
-    db: sled::Db,
+    db: RwLock<Option<sled::Db>>,
     dir: PathBuf,
 }
 
@@ -66,10 +70,7 @@ impl Storage {
                 .open();
             match opened {
                 Ok(db) => {
-                    return Ok(Storage {
-                        db,
-                        dir: dir.to_path_buf(),
-                    });
+                    return Ok(Storage { db: RwLock::new(Some(db)), dir: dir.to_path_buf() });
                 }
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
@@ -82,12 +83,19 @@ impl Storage {
         }
     }
 
+    fn db(&self) -> Result<MappedRwLockReadGuard<'_, sled::Db>> {
+        RwLockReadGuard::try_map(self.db.read(), Option::as_ref).map_err(|_| Error::Closed)
+    }
+
+    /// Drops sled (after a final `sync`); later calls fail with `Closed`.
+    pub fn close(&self) {
+        self.db.write().take();
+    }
+
     /// The record of `raw`, as stored (possibly expired).
     pub fn get(&self, raw: &[u8]) -> Result<Option<Record>> {
-        let v = self
-            .db
-            .get(record_key(raw))
-            .map_err(|e| Error::storage("reading a record", e))?;
+        let v =
+            self.db()?.get(record_key(raw)).map_err(|e| Error::storage("reading a record", e))?;
         v.map(|bytes| record::decode(raw, &bytes)).transpose()
     }
 
@@ -106,9 +114,7 @@ impl Storage {
                 None => batch.remove(record_key(&m.key)),
             }
         }
-        self.db
-            .apply_batch(batch)
-            .map_err(|e| Error::storage("applying journal entries", e))
+        self.db()?.apply_batch(batch).map_err(|e| Error::storage("applying journal entries", e))
     }
 
     /// Up to `limit` expiry-index entries due at `now`, after `after` (an
@@ -122,7 +128,8 @@ impl Storage {
         // Everything with expires_at <= now sorts below (now + 1, empty key).
         let end = std::ops::Bound::Excluded(index_key(now.saturating_add(1), &[]));
         let mut out = Vec::new();
-        for item in self.db.range::<Vec<u8>, _>((start, end)).take(limit) {
+        let db = self.db()?;
+        for item in db.range::<Vec<u8>, _>((start, end)).take(limit) {
             let (k, _) = item.map_err(|e| Error::storage("scanning the expiry index", e))?;
             if k.len() < 10 {
                 continue; // not an index entry of ours
@@ -136,32 +143,28 @@ impl Storage {
 
     /// Removes one expiry-index entry that no longer matches its record.
     pub fn remove_index(&self, position: &[u8]) -> Result<()> {
-        self.db
-            .remove(position)
-            .map_err(|e| Error::storage("removing an index entry", e))?;
+        self.db()?.remove(position).map_err(|e| Error::storage("removing an index entry", e))?;
         Ok(())
     }
 
     /// Every stored record as `(raw key, bytes)`, in key order.
-    pub fn records(&self) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec)>> + '_ {
-        self.db.scan_prefix([RECORD_PREFIX]).map(|item| {
+    pub fn records(&self) -> Result<impl Iterator<Item = Result<(Vec<u8>, sled::IVec)>>> {
+        Ok(self.db()?.scan_prefix([RECORD_PREFIX]).map(|item| {
             item.map(|(k, v)| (k[1..].to_vec(), v))
                 .map_err(|e| Error::storage("scanning records", e))
-        })
+        }))
     }
 
     /// Number of expiry-index entries (for verification and tests).
-    pub fn index_len(&self) -> usize {
-        self.db.scan_prefix([INDEX_PREFIX]).count()
+    pub fn index_len(&self) -> Result<usize> {
+        Ok(self.db()?.scan_prefix([INDEX_PREFIX]).count())
     }
 
     /// Writes one raw value under a record key, bypassing the codec. Only for
     /// tests that damage a record on purpose.
     #[doc(hidden)]
     pub fn put_raw_record(&self, raw: &[u8], bytes: &[u8]) -> Result<()> {
-        self.db
-            .insert(record_key(raw), bytes)
-            .map_err(|e| Error::storage("writing", e))?;
+        self.db()?.insert(record_key(raw), bytes).map_err(|e| Error::storage("writing", e))?;
         Ok(())
     }
 
@@ -169,9 +172,7 @@ impl Storage {
     /// every file and directory under sled's path (sled's own flush is only
     /// `sync_file_range` on Linux and never syncs `blobs/` or directories).
     pub fn sync(&self) -> Result<()> {
-        self.db
-            .flush()
-            .map_err(|e| Error::storage("flushing sled", e))?;
+        self.db()?.flush().map_err(|e| Error::storage("flushing sled", e))?;
         sync_tree(&self.dir).map_err(|e| Error::io(format!("fsyncing {}", self.dir.display()), e))
     }
 }

@@ -21,9 +21,7 @@ pub(crate) fn guarded(shared: &Arc<Shared>, name: &str, body: impl FnOnce()) {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        shared
-            .poison
-            .set(format!("the {name} thread panicked: {msg}"));
+        shared.poison.set(format!("the {name} thread panicked: {msg}"));
         shared.journal.wake_waiters();
     }
 }
@@ -42,16 +40,15 @@ pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
             continue; // keep draining so the writer is never blocked
         }
         if let Err(e) = shared.storage.apply(batch.iter().map(|(_, _, m)| m)) {
-            shared
-                .poison
-                .set(format!("applying journal entries to sled failed: {e}"));
+            shared.poison.set(format!("applying journal entries to sled failed: {e}"));
             continue;
-        }
-        for (seq, shard, m) in &batch {
-            shared.shards[*shard].state.lock().applied(&m.key, *seq);
         }
         if let Some((last, _, _)) = batch.last() {
             shared.applied_seq.store(*last, Ordering::Release);
+            shared.backlog_cv.notify_all();
+        }
+        for (seq, shard, m) in &batch {
+            shared.shards[*shard].state.lock().applied(&m.key, *seq);
         }
     }
 }
@@ -61,8 +58,8 @@ pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
 pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
     let now = shared.clock.now_millis();
     let batch = shared.config.sweep_batch;
+    let mut removed = sweep_pending(shared, now)?;
     let mut after: Option<Vec<u8>> = None;
-    let mut removed = 0;
     loop {
         shared.check_writable()?;
         let due = shared.storage.due(now, after.as_deref(), batch)?;
@@ -76,7 +73,7 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
             };
             match current {
                 Some(r) if r.expires_at == *expires_at => {
-                    st.write(idx, &key, Some(&r), None, &shared.journal);
+                    st.write(idx, &key, Some(&r), None, &shared.journal)?;
                     removed += 1;
                     drop(st);
                     shard.ended.notify_all();
@@ -94,33 +91,56 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
     }
 }
 
+/// Removes expired versions that are not in sled yet (so not in the index):
+/// written within the last fsync interval, or waiting for the applier.
+fn sweep_pending(shared: &Shared, now: u64) -> Result<usize> {
+    let mut removed = 0;
+    for (idx, shard) in shared.shards.iter().enumerate() {
+        let mut st = shard.state.lock();
+        let expired: Vec<_> = st
+            .pending
+            .iter()
+            .filter_map(|(k, p)| p.record.as_ref().filter(|r| r.expires_at <= now).map(|r| (k, r)))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        for (key, r) in &expired {
+            st.write(idx, key, Some(r), None, &shared.journal)?;
+        }
+        drop(st);
+        if !expired.is_empty() {
+            removed += expired.len();
+            shard.ended.notify_all();
+        }
+    }
+    Ok(removed)
+}
+
 pub(crate) fn run_sweeper(shared: &Shared, every: Duration) {
     while !shared.sleep(every) {
         if shared.poison.is_set() {
             return;
         }
-        // An I/O error here also poisons the store through the layer that
-        // failed; the sweeper just stops.
-        if sweep(shared).is_err() {
-            return;
+        match sweep(shared) {
+            Ok(_) => {}
+            Err(crate::Error::Closed | crate::Error::Poisoned { .. }) => return,
+            Err(e) => {
+                shared.poison.set(format!("the sweeper failed: {e}"));
+                shared.journal.wake_waiters();
+                return;
+            }
         }
     }
 }
 
 pub(crate) fn run_checkpointer(shared: &Shared) {
     let every = shared.config.checkpoint_interval;
-    let tick = every
-        .unwrap_or(Duration::from_secs(1))
-        .min(Duration::from_secs(1));
+    let tick = every.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
     let mut last = Instant::now();
     while !shared.sleep(tick) {
         if shared.poison.is_set() {
             return;
         }
-        let bytes = shared
-            .journal
-            .bytes_since_checkpoint
-            .load(Ordering::Relaxed);
+        let bytes = shared.journal.bytes_since_checkpoint.load(Ordering::Relaxed);
         let due =
             every.is_some_and(|e| last.elapsed() >= e) || bytes >= shared.config.checkpoint_bytes;
         if due {

@@ -34,29 +34,20 @@ impl MetaFile {
     }
 
     pub fn new(dir: &Path, current: Meta) -> MetaFile {
-        MetaFile {
-            dir: dir.to_path_buf(),
-            current,
-        }
+        MetaFile { dir: dir.to_path_buf(), current }
     }
 
     /// Durably replaces META with `m`.
     pub fn store(&mut self, m: Meta) -> Result<()> {
         let tmp = self.dir.join("META.tmp");
         let ctx = |e| Error::io("writing META", e);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(ctx)?;
+        let mut f =
+            OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(ctx)?;
         f.write_all(&meta::encode(&m)).map_err(ctx)?;
         f.sync_all().map_err(ctx)?;
         drop(f);
         fs::rename(&tmp, Self::path(&self.dir)).map_err(ctx)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(ctx)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(ctx)?;
         self.current = m;
         Ok(())
     }

@@ -50,15 +50,13 @@ struct Inner {
     pipeline: Mutex<Vec<JoinHandle<()>>>,
     /// Sweeper and checkpointer.
     maintenance: Mutex<Vec<JoinHandle<()>>>,
-    /// Held for the life of the store; dropped after `shared`.
-    _lock: std::fs::File,
+    /// The directory's LOCK, held until the store closes.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("config", &self.inner.shared.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("config", &self.inner.shared.config).finish_non_exhaustive()
     }
 }
 
@@ -142,12 +140,19 @@ impl Store {
         timeout: Duration,
     ) -> Result<Claim> {
         let until = Instant::now() + timeout;
-        self.claim_inner(
-            key,
-            fingerprint.into(),
-            &ClaimOptions::default(),
-            Some(until),
-        )
+        self.claim_inner(key, fingerprint.into(), &ClaimOptions::default(), Some(until))
+    }
+
+    /// [`Store::wait`] with per-call lease and retention, used if it acquires.
+    pub fn wait_with(
+        &self,
+        key: &Key,
+        fingerprint: impl Into<Option<Fingerprint>>,
+        options: &ClaimOptions,
+        timeout: Duration,
+    ) -> Result<Claim> {
+        let until = Instant::now() + timeout;
+        self.claim_inner(key, fingerprint.into(), options, Some(until))
     }
 
     fn claim_inner(
@@ -168,6 +173,7 @@ impl Store {
         let raw = key_arc(key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
+        s.throttle()?;
         let mut st = shard.state.lock();
         loop {
             let now = s.clock.now_millis();
@@ -198,22 +204,15 @@ impl Store {
                         recovered,
                     };
                     let (seq, _) =
-                        st.write(idx, &raw, current.as_deref(), Some(record), &s.journal);
+                        st.write(idx, &raw, current.as_deref(), Some(record), &s.journal)?;
                     (Claim::Acquired(lease), seq)
                 }
                 ClaimDecision::Replay => {
                     let r = current.as_deref().and_then(Replay::from_record);
-                    (
-                        Claim::Replay(r.ok_or_else(|| internal("replay without outcome"))?),
-                        seen,
-                    )
+                    (Claim::Replay(r.ok_or_else(|| internal("replay without outcome"))?), seen)
                 }
                 ClaimDecision::Mismatch { stored } => (Claim::Mismatch { stored }, seen),
-                ClaimDecision::InFlight {
-                    retry_after_ms,
-                    attempt,
-                    ..
-                } => {
+                ClaimDecision::InFlight { retry_after_ms, attempt, .. } => {
                     if let Some(until) = wait_until {
                         let left = until.saturating_duration_since(Instant::now());
                         if !left.is_zero() {
@@ -224,13 +223,7 @@ impl Store {
                         }
                     }
                     let retry_after = Duration::from_millis(retry_after_ms);
-                    (
-                        Claim::InFlight {
-                            retry_after,
-                            attempt,
-                        },
-                        seen,
-                    )
+                    (Claim::InFlight { retry_after, attempt }, seen)
                 }
             };
             drop(st);
@@ -242,11 +235,7 @@ impl Store {
     /// In `Durable` mode, waits until entry `seq` is durable.
     fn settle(&self, seq: u64) -> Result<()> {
         let s = self.shared();
-        if s.durable() && seq > 0 {
-            s.journal.wait_durable(seq)
-        } else {
-            Ok(())
-        }
+        if s.durable() && seq > 0 { s.journal.wait_durable(seq) } else { Ok(()) }
     }
 
     /// Runs one fenced transition of `lease`'s key.
@@ -254,29 +243,25 @@ impl Store {
         &self,
         lease: &Lease,
         ends_claim: bool,
-        next: impl FnOnce(Option<&Record>, u64) -> std::result::Result<Record, StaleReason>,
+        next: impl FnOnce(Option<&Record>, u64) -> Result<Record>,
     ) -> Result<Record> {
         let s = self.shared();
         s.check_writable()?;
         let raw = key_arc(&lease.key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
+        s.throttle()?;
         let mut st = shard.state.lock();
         let now = s.clock.now_millis();
         let (current, _) = st.lookup(&raw, &s.storage)?;
-        let record = next(current.as_deref(), now).map_err(|reason| Error::StaleLease {
-            key: lease.key.to_string(),
-            token: lease.token,
-            reason,
-        })?;
-        let (seq, new) = st.write(idx, &raw, current.as_deref(), Some(record), &s.journal);
+        let record = next(current.as_deref(), now)?;
+        let (seq, new) = st.write(idx, &raw, current.as_deref(), Some(record), &s.journal)?;
         drop(st);
         if ends_claim {
             shard.ended.notify_all();
         }
         self.settle(seq)?;
-        new.map(|r| (*r).clone())
-            .ok_or_else(|| internal("transition without record"))
+        new.map(|r| (*r).clone()).ok_or_else(|| internal("transition without record"))
     }
 
     /// Completes the claim with `response`, which every later claim of the key
@@ -289,7 +274,7 @@ impl Store {
     pub fn complete(&self, lease: &Lease, response: &[u8]) -> Result<()> {
         self.check_size(response)?;
         self.transition(lease, true, |cur, now| {
-            core::complete(cur, lease.token, now, response)
+            stale(lease, core::complete(cur, lease.token, now, response))
         })
         .map(drop)
     }
@@ -301,13 +286,13 @@ impl Store {
         match failure {
             Failure::Retryable => self
                 .transition(lease, true, |cur, now| {
-                    core::fail_retryable(cur, lease.token, now)
+                    stale(lease, core::fail_retryable(cur, lease.token, now))
                 })
                 .map(drop),
             Failure::Terminal(payload) => {
                 self.check_size(payload)?;
                 self.transition(lease, true, |cur, now| {
-                    core::fail_terminal(cur, lease.token, now, payload)
+                    stale(lease, core::fail_terminal(cur, lease.token, now, payload))
                 })
                 .map(drop)
             }
@@ -317,26 +302,28 @@ impl Store {
     /// Gives the key back without an outcome; the next claim acquires it
     /// (with `recovered = false`). Fenced like [`Store::complete`].
     pub fn release(&self, lease: &Lease) -> Result<()> {
-        self.transition(lease, true, |cur, now| core::release(cur, lease.token, now))
+        self.transition(lease, true, |cur, now| stale(lease, core::release(cur, lease.token, now)))
             .map(drop)
     }
 
     /// Moves the lease deadline to `now + by`, for side effects that take
     /// longer than the lease. Fenced like [`Store::complete`].
+    ///
+    /// `by` may not be zero nor longer than the retention the key was claimed
+    /// with (`Error::InvalidConfig`, nothing changed).
     pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
-        let policy = self.shared().config.policy(lease.key.namespace());
         if by.is_zero() {
             return Err(Error::config("extend: the lease must be longer than zero"));
         }
-        if by > policy.retention_duration() {
-            return Err(Error::config(format!(
-                "extend: the lease ({by:?}) is longer than the retention ({:?})",
-                policy.retention_duration()
-            )));
-        }
-        let token = lease.token;
-        let r = self.transition(lease, false, |cur, now| {
-            core::extend(cur, token, now, millis(by))
+        let held = &*lease;
+        let r = self.transition(held, false, |cur, now| {
+            if let Some(r) = cur.filter(|r| millis(by) > r.retention_ms) {
+                return Err(Error::config(format!(
+                    "extend: the lease ({by:?}) is longer than the key's retention ({:?})",
+                    Duration::from_millis(r.retention_ms)
+                )));
+            }
+            stale(held, core::extend(cur, held.token, now, millis(by)))
         })?;
         lease.deadline = lease_deadline(&r);
         Ok(())
@@ -350,12 +337,10 @@ impl Store {
         let now = s.clock.now_millis();
         let (current, seen) = st.lookup(&raw, &s.storage)?;
         drop(st);
-        let entry = core::live(current.as_deref(), now)
-            .map(|r| Entry::from_record(key.clone(), r, now, s.boot));
-        if entry.is_some() {
-            self.settle(seen)?;
-        }
-        Ok(entry)
+        // Even an absent answer may rest on a pending delete: settle it.
+        self.settle(seen)?;
+        Ok(core::live(current.as_deref(), now)
+            .map(|r| Entry::from_record(key.clone(), r, now, s.boot)))
     }
 
     /// Removes the key's record (manual eviction); the next claim starts
@@ -367,13 +352,24 @@ impl Store {
         let raw = key_arc(key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
+        s.throttle()?;
         let mut st = shard.state.lock();
-        let (current, _) = st.lookup(&raw, &s.storage)?;
-        let Some(current) = current else {
-            return Ok(false);
+        let (prev, was_live) = match st.lookup(&raw, &s.storage) {
+            Ok((None, seen)) => {
+                drop(st);
+                self.settle(seen)?;
+                return Ok(false);
+            }
+            Ok((Some(r), _)) => {
+                let live = core::live(Some(&r), s.clock.now_millis()).is_some();
+                (Some(r), live)
+            }
+            // A record that cannot be decoded can still be removed; its
+            // expiry-index entry, if any, is dropped as stale by the sweeper.
+            Err(Error::Corrupt { .. }) => (None, true),
+            Err(e) => return Err(e),
         };
-        let was_live = core::live(Some(&current), s.clock.now_millis()).is_some();
-        let (seq, _) = st.write(idx, &raw, Some(&current), None, &s.journal);
+        let (seq, _) = st.write(idx, &raw, prev.as_deref(), None, &s.journal)?;
         drop(st);
         shard.ended.notify_all();
         self.settle(seq)?;
@@ -409,7 +405,7 @@ impl Store {
     /// Checks every stored record's encoding and checksum.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        for item in self.shared().storage.records() {
+        for item in self.shared().storage.records()? {
             let (raw, bytes) = item?;
             report.records += 1;
             if let Err(e) = crate::format::record::decode(&raw, &bytes) {
@@ -433,8 +429,11 @@ impl Store {
         &self.shared().config
     }
 
-    /// Closes the store: drains the journal, checkpoints, releases the
-    /// directory. Other clones of this handle get [`Error::Closed`] afterwards.
+    /// Closes the store: stops the background threads, writes out and
+    /// fsyncs the journal, applies it to sled and checkpoints. Writes through
+    /// other clones of this handle get [`Error::Closed`] afterwards (reads
+    /// still work); the directory lock is released when the last clone is
+    /// dropped.
     pub fn close(self) -> Result<()> {
         self.inner.shutdown()
     }
@@ -442,7 +441,7 @@ impl Store {
     #[doc(hidden)]
     /// Test hook: the number of expiry-index entries in sled.
     pub fn __index_len(&self) -> usize {
-        self.shared().storage.index_len()
+        self.shared().storage.index_len().unwrap_or(0)
     }
 
     #[doc(hidden)]
@@ -474,8 +473,12 @@ impl Inner {
         for t in self.pipeline.lock().drain(..) {
             let _ = t.join();
         }
-        s.poison.check()?;
-        s.checkpoint().map(drop)
+        // A poisoned store is not checkpointed: its journal is the truth.
+        let result = s.poison.check().and_then(|()| s.checkpoint().map(drop));
+        // Release the directory now, even if other clones of the handle live.
+        s.storage.close();
+        self.lock.lock().take();
+        result
     }
 }
 
@@ -489,6 +492,11 @@ fn key_arc(key: &Key) -> Arc<[u8]> {
     key.raw_arc()
 }
 
+/// Maps a core verdict on `lease` to the public error.
+fn stale(lease: &Lease, r: std::result::Result<Record, StaleReason>) -> Result<Record> {
+    r.map_err(|reason| Error::StaleLease { key: lease.key.to_string(), token: lease.token, reason })
+}
+
 fn lease_deadline(r: &Record) -> u64 {
     match r.state {
         core::State::InProgress { lease_deadline, .. } => lease_deadline,
@@ -497,20 +505,14 @@ fn lease_deadline(r: &Record) -> u64 {
 }
 
 fn internal(what: &str) -> Error {
-    Error::Corrupt {
-        key: Vec::new(),
-        reason: format!("internal invariant broken: {what}"),
-    }
+    Error::Corrupt { key: Vec::new(), reason: format!("internal invariant broken: {what}") }
 }
 
 impl Store {
     fn check_size(&self, body: &[u8]) -> Result<()> {
         let limit = self.shared().config.max_response_bytes;
         if body.len() > limit {
-            return Err(Error::ResponseTooLarge {
-                len: body.len(),
-                limit,
-            });
+            return Err(Error::ResponseTooLarge { len: body.len(), limit });
         }
         Ok(())
     }

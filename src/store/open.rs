@@ -6,6 +6,7 @@ use std::hash::RandomState;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -37,12 +38,23 @@ fn lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+    // A child process forked by another thread of this process holds a copy
+    // of every descriptor until it calls exec, and with it any lock we just
+    // released: retry briefly before concluding that another owner exists.
+    let give_up = Instant::now() + Duration::from_millis(500);
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(TryLockError::WouldBlock) if Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked { path: dir.to_path_buf() });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io(format!("locking {}", path.display()), e));
+            }
+        }
     }
 }
 
@@ -69,12 +81,13 @@ pub(crate) fn open_with_fs(dir: &Path, config: Config, fs_: Arc<dyn JournalFs>) 
                 ),
             });
         }
-        None => Meta {
-            boot: 0,
-            token_ceiling: 0,
-            checkpoint_seq: 0,
-            created_at: now,
-        },
+        None => {
+            // A new store: META goes first, so that a crash anywhere later in
+            // this first open leaves a directory the next open accepts.
+            let fresh = Meta { boot: 0, token_ceiling: 0, checkpoint_seq: 0, created_at: now };
+            MetaFile::new(dir, fresh).store(fresh)?;
+            fresh
+        }
     };
     fs::create_dir_all(&journal_dir)
         .map_err(|e| Error::io(format!("creating {}", journal_dir.display()), e))?;
@@ -111,9 +124,7 @@ pub(crate) fn open_with_fs(dir: &Path, config: Config, fs_: Arc<dyn JournalFs>) 
     let poison = Arc::new(Poison::default());
     let per_shard_cache = config.cache_bytes / config.shards as u64;
     let shared = Arc::new(Shared {
-        shards: (0..config.shards)
-            .map(|_| Shard::new(per_shard_cache))
-            .collect(),
+        shards: (0..config.shards).map(|_| Shard::new(per_shard_cache)).collect(),
         hasher: RandomState::new(),
         journal: Journal::new(next_seq, poison.clone()),
         journal_dir,
@@ -129,6 +140,8 @@ pub(crate) fn open_with_fs(dir: &Path, config: Config, fs_: Arc<dyn JournalFs>) 
         stop_cv: Condvar::new(),
         closed: AtomicBool::new(false),
         recovery,
+        backlog: Mutex::new(()),
+        backlog_cv: Condvar::new(),
         config,
     });
 
@@ -146,10 +159,7 @@ pub(crate) fn open_with_fs(dir: &Path, config: Config, fs_: Arc<dyn JournalFs>) 
             .spawn(move || guarded(&s, name, || f(&s)))
             .map_err(|e| Error::io(format!("starting the {name} thread"), e))
     };
-    threads.push(spawn(
-        "journal",
-        Box::new(move |s| s.journal.run(writer, mode, tx)),
-    )?);
+    threads.push(spawn("journal", Box::new(move |s| s.journal.run(writer, mode, tx)))?);
     threads.push(spawn("applier", Box::new(move |s| run_applier(s, rx)))?);
     let mut maintenance = Vec::new();
     if let Some(every) = shared.config.sweep_interval {
@@ -162,7 +172,7 @@ pub(crate) fn open_with_fs(dir: &Path, config: Config, fs_: Arc<dyn JournalFs>) 
             shared,
             pipeline: Mutex::new(threads),
             maintenance: Mutex::new(maintenance),
-            _lock: lock_file,
+            lock: Mutex::new(Some(lock_file)),
         }),
     })
 }

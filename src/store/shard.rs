@@ -97,26 +97,14 @@ impl ShardState {
         prev: Option<&Record>,
         new: Option<Record>,
         journal: &Journal,
-    ) -> (u64, Option<Arc<Record>>) {
+    ) -> Result<(u64, Option<Arc<Record>>)> {
         let new = new.map(Arc::new);
-        let put = new
-            .as_ref()
-            .map(|r| (Arc::<[u8]>::from(record::encode(r)), r.expires_at));
-        let mutation = Mutation {
-            key: key.clone(),
-            put,
-            prev_expiry: prev.map(|r| r.expires_at),
-        };
-        let seq = journal.append(shard, mutation);
+        let put = new.as_ref().map(|r| (Arc::<[u8]>::from(record::encode(r)), r.expires_at));
+        let mutation = Mutation { key: key.clone(), put, prev_expiry: prev.map(|r| r.expires_at) };
+        let seq = journal.append(shard, mutation)?;
         self.cache.remove(key);
-        self.pending.insert(
-            key.clone(),
-            Pending {
-                seq,
-                record: new.clone(),
-            },
-        );
-        (seq, new)
+        self.pending.insert(key.clone(), Pending { seq, record: new.clone() });
+        Ok((seq, new))
     }
 
     /// Called by the applier once version `seq` of `key` is in sled.
@@ -124,10 +112,7 @@ impl ShardState {
         if self.pending.get(key).is_none_or(|p| p.seq != seq) {
             return; // a newer version is pending
         }
-        if let Some(Pending {
-            record: Some(r), ..
-        }) = self.pending.remove(key)
-        {
+        if let Some(Pending { record: Some(r), .. }) = self.pending.remove(key) {
             self.cache.insert(key.clone(), r);
         }
     }

@@ -40,7 +40,14 @@ pub(crate) struct Shared {
     pub stop_cv: Condvar,
     pub closed: AtomicBool,
     pub recovery: RecoveryReport,
+    /// Writers wait here while the applier is too far behind.
+    pub backlog: Mutex<()>,
+    pub backlog_cv: Condvar,
 }
+
+/// Journal entries not yet in sled beyond which writers wait for the
+/// applier: bounds the memory of the pending maps and the applier queue.
+pub(crate) const MAX_BACKLOG: u64 = 1 << 18;
 
 impl Shared {
     pub fn shard_of(&self, raw: &[u8]) -> usize {
@@ -57,6 +64,24 @@ impl Shared {
             return Err(Error::Closed);
         }
         self.poison.check()
+    }
+
+    /// Waits while the applier is more than `MAX_BACKLOG` entries behind.
+    /// Called before taking a shard lock (the applier needs shard locks).
+    pub fn throttle(&self) -> Result<()> {
+        let behind = || {
+            let applied = self.applied_seq.load(Ordering::Acquire);
+            self.journal.next_seq().saturating_sub(applied) > MAX_BACKLOG
+        };
+        if !behind() {
+            return Ok(());
+        }
+        let mut g = self.backlog.lock();
+        while behind() {
+            self.check_writable()?;
+            let _ = self.backlog_cv.wait_for(&mut g, Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// Makes sure `token` is below the durable ceiling, raising it if needed.
@@ -80,10 +105,7 @@ impl Shared {
     pub fn checkpoint(&self) -> Result<u64> {
         let mut meta = self.meta.lock();
         let applied = self.applied_seq.load(Ordering::Acquire);
-        let written = self
-            .journal
-            .bytes_since_checkpoint
-            .swap(0, Ordering::Relaxed);
+        let written = self.journal.bytes_since_checkpoint.swap(0, Ordering::Relaxed);
         let res = (|| {
             self.storage.sync()?;
             if applied != meta.current.checkpoint_seq {
@@ -94,9 +116,7 @@ impl Shared {
             remove_segments_below(&self.journal_dir, applied)
         })();
         if let Err(e) = res {
-            self.journal
-                .bytes_since_checkpoint
-                .fetch_add(written, Ordering::Relaxed);
+            self.journal.bytes_since_checkpoint.fetch_add(written, Ordering::Relaxed);
             self.poison.set(format!("checkpoint failed: {e}"));
             return Err(e);
         }

@@ -111,16 +111,12 @@ pub struct Replay {
 impl Replay {
     pub(crate) fn from_record(r: &Record) -> Option<Replay> {
         let (outcome, token, finished_at, body) = match &r.state {
-            State::Completed {
-                token,
-                finished_at,
-                body,
-            } => (Outcome::Completed, *token, *finished_at, body),
-            State::Failed {
-                token,
-                finished_at,
-                body,
-            } => (Outcome::Failed, *token, *finished_at, body),
+            State::Completed { token, finished_at, body } => {
+                (Outcome::Completed, *token, *finished_at, body)
+            }
+            State::Failed { token, finished_at, body } => {
+                (Outcome::Failed, *token, *finished_at, body)
+            }
             _ => return None,
         };
         Some(Replay {
@@ -252,17 +248,14 @@ pub struct Entry {
 impl Entry {
     pub(crate) fn from_record(key: Key, r: &Record, now: Millis, boot: u64) -> Entry {
         let state = match &r.state {
-            State::InProgress {
-                token,
-                boot: b,
-                claimed_at,
-                lease_deadline,
-            } => EntryState::InProgress {
-                token: *token,
-                claimed_at: to_system_time(*claimed_at),
-                lease_deadline: to_system_time(*lease_deadline),
-                orphaned: *b != boot || *lease_deadline <= now,
-            },
+            State::InProgress { token, boot: b, claimed_at, lease_deadline } => {
+                EntryState::InProgress {
+                    token: *token,
+                    claimed_at: to_system_time(*claimed_at),
+                    lease_deadline: to_system_time(*lease_deadline),
+                    orphaned: *b != boot || *lease_deadline <= now,
+                }
+            }
             State::Completed { .. } | State::Failed { .. } => {
                 EntryState::Finished(Replay::from_record(r).expect("finished record"))
             }
