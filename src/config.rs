@@ -141,6 +141,7 @@ pub struct Config {
     pub(crate) checkpoint_bytes: u64,
     pub(crate) segment_bytes: u64,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) journal_fs: Arc<dyn crate::journal::JournalFs>,
 }
 
 impl Default for Config {
@@ -159,6 +160,7 @@ impl Default for Config {
             checkpoint_bytes: 256 << 20,
             segment_bytes: 64 << 20,
             clock: Arc::new(SystemClock),
+            journal_fs: Arc::new(crate::journal::StdFs),
         }
     }
 }
@@ -270,6 +272,13 @@ impl Config {
     /// The time source (a [`MockClock`](crate::MockClock) in tests).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Test hook: the file system the journal writes through (fault injection).
+    #[doc(hidden)]
+    pub fn journal_fs(mut self, fs: Arc<dyn crate::journal::JournalFs>) -> Self {
+        self.journal_fs = fs;
         self
     }
 

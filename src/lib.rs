@@ -67,6 +67,12 @@ pub use config::{Config, Durability, MAX_RESPONSE_LIMIT, Policy};
 pub use error::{Error, Result, StaleReason};
 pub use fingerprint::Fingerprint;
 pub use key::{Key, MAX_ID_LEN, MAX_NAMESPACE_LEN};
+/// Fault-injection seams for tests; not a stable API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::journal::{JournalFile, JournalFs, StdFs};
+}
+
 pub use store::{
     Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, RecoveryReport, Replay, Store,
     VerifyReport,

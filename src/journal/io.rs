@@ -1,13 +1,16 @@
 //! The seam between the journal and the file system: the only file calls the
 //! writer makes go through these traits, so tests can substitute a file that
-//! fails its Nth write or fsync.
+//! fails its Nth write or fsync, or writes only part of a buffer.
+//!
+//! Not part of the stable API: exported as `idemkv::testing` (hidden from
+//! the docs) for fault-injection tests.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
 /// An open journal segment, written at its end.
-pub(crate) trait JournalFile: Send {
+pub trait JournalFile: Send {
     /// Appends all of `buf`.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Makes everything written durable (`fdatasync`).
@@ -15,7 +18,7 @@ pub(crate) trait JournalFile: Send {
 }
 
 /// Creates journal segment files.
-pub(crate) trait JournalFs: Send + Sync {
+pub trait JournalFs: Send + Sync + std::fmt::Debug {
     /// Creates a new, empty segment at `path` (it must not exist).
     fn create(&self, path: &Path) -> io::Result<Box<dyn JournalFile>>;
     /// Makes the creation of entries in `dir` durable.
@@ -24,7 +27,7 @@ pub(crate) trait JournalFs: Send + Sync {
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct StdFs;
+pub struct StdFs;
 
 impl JournalFile for File {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {

@@ -11,7 +11,7 @@ mod io;
 mod segment;
 mod writer;
 
-pub(crate) use io::{JournalFs, StdFs};
+pub use io::{JournalFile, JournalFs, StdFs};
 pub use segment::RecoveryReport;
 pub(crate) use segment::{recover, remove_all_segments, remove_segments_below};
 pub(crate) use writer::{Batch, Journal, Mode, SegmentWriter};

@@ -18,9 +18,7 @@ use super::{Inner, Store};
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::format::meta::Meta;
-use crate::journal::{
-    Journal, JournalFs, Mode, SegmentWriter, StdFs, recover, remove_all_segments,
-};
+use crate::journal::{Journal, Mode, SegmentWriter, recover, remove_all_segments};
 use crate::poison::Poison;
 use crate::storage::Storage;
 
@@ -59,11 +57,8 @@ fn lock(dir: &Path) -> Result<File> {
 }
 
 pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
-    open_with_fs(dir, config, Arc::new(StdFs))
-}
-
-pub(crate) fn open_with_fs(dir: &Path, config: Config, fs_: Arc<dyn JournalFs>) -> Result<Store> {
     config.validate()?;
+    let fs_ = config.journal_fs.clone();
     fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating data directory {}", dir.display()), e))?;
     let lock_file = lock(dir)?;
