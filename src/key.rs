@@ -87,6 +87,11 @@ impl Key {
         std::str::from_utf8(&self.raw[1..1 + n]).unwrap_or("")
     }
 
+    /// The namespace as bytes (no UTF-8 check: it was validated at construction).
+    pub(crate) fn namespace_bytes(&self) -> &[u8] {
+        &self.raw[1..1 + self.raw[0] as usize]
+    }
+
     /// The id bytes.
     pub fn id(&self) -> &[u8] {
         &self.raw[1 + self.raw[0] as usize..]

@@ -53,6 +53,7 @@ mod fingerprint;
 mod format;
 mod journal;
 mod key;
+mod metrics;
 mod poison;
 mod storage;
 mod store;
@@ -67,15 +68,35 @@ pub use config::{Config, Durability, MAX_RESPONSE_LIMIT, Policy};
 pub use error::{Error, Result, StaleReason};
 pub use fingerprint::Fingerprint;
 pub use key::{Key, MAX_ID_LEN, MAX_NAMESPACE_LEN};
-/// Fault-injection seams for tests; not a stable API.
+pub use metrics::{Latency, NamespaceStats, Stats};
+/// Fault-injection seams and decoder entry points for tests and fuzzing;
+/// not a stable API.
 #[doc(hidden)]
 pub mod testing {
     pub use crate::journal::{JournalFile, JournalFs, StdFs};
+
+    /// Decodes `bytes` as a stored record (the `record_decode` fuzz target).
+    pub fn decode_record(bytes: &[u8]) -> crate::Result<()> {
+        crate::format::record::decode(b"fuzz", bytes).map(drop)
+    }
+
+    /// Re-encodes a record that decoded; must equal the input (round trip).
+    pub fn reencode_record(bytes: &[u8]) -> crate::Result<Vec<u8>> {
+        crate::format::record::decode(b"fuzz", bytes).map(|r| crate::format::record::encode(&r))
+    }
+
+    /// Scans `bytes` as a journal segment (the `journal_recover` fuzz
+    /// target): the sequence numbers of the intact entries before the first
+    /// damage, and the damage.
+    pub fn scan_journal_segment(bytes: &[u8]) -> (Vec<u64>, Option<String>) {
+        let (entries, damage) = crate::journal::scan_segment_image(bytes);
+        (entries.into_iter().map(|(seq, _)| seq).collect(), damage)
+    }
 }
 
 pub use store::{
-    Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, RecoveryReport, Replay, Store,
-    VerifyReport,
+    Claim, ClaimOptions, Entry, EntryState, ExportedRecord, Failure, Lease, Outcome,
+    RecoveryReport, Replay, Store, VerifyReport,
 };
 
 #[cfg(test)]

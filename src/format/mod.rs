@@ -5,6 +5,7 @@
 //! big-endian so that sled's byte order is time order. Every structure
 //! carries a magic, a version and a crc32 (crc32fast, IEEE polynomial).
 
+pub(crate) mod counters;
 pub(crate) mod entry;
 pub(crate) mod meta;
 pub(crate) mod record;

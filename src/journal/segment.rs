@@ -113,7 +113,7 @@ fn scan(
     if want != first {
         return Ok(Some((at, format!("segment starts at {first}, expected {want}"))));
     }
-    if expect.is_none() && first > checkpoint + 1 {
+    if expect.is_none() && first > checkpoint.saturating_add(1) {
         return Err(Error::Corrupt {
             key: b"journal".to_vec(),
             reason: format!(
@@ -163,6 +163,31 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// Scans one segment image in memory, as recovery would with no checkpoint:
+/// returns the intact entries before the first damage, and the damage. For
+/// fuzzing; never panics on any input.
+pub fn scan_segment_image(bytes: &[u8]) -> (Vec<(u64, Mutation)>, Option<String>) {
+    use crate::format::entry::check_segment_header;
+    if let Err(e) = check_segment_header(bytes) {
+        return (Vec::new(), Some(format!("{e:?}")));
+    }
+    let first = match crate::format::entry::decode_frame(&bytes[SEGMENT_HEADER_LEN..]) {
+        Frame::Ok { seq, .. } => seq,
+        _ => 1,
+    };
+    let mut out = Vec::new();
+    let mut report = RecoveryReport::default();
+    let mut expect = None;
+    let damage = scan(bytes, first, 0, &mut expect, &mut report, &mut |seq, m| {
+        out.push((seq, m));
+        Ok(())
+    });
+    match damage {
+        Ok(d) => (out, d.map(|(at, why)| format!("{why} at byte {at}"))),
+        Err(e) => (out, Some(e.to_string())),
+    }
 }
 
 /// Deletes the segments whose every entry is `<= checkpoint`. The newest

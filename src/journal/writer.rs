@@ -47,6 +47,8 @@ pub(crate) struct Journal {
     durable_lock: Mutex<()>,
     durable_cv: Condvar,
     poison: Arc<Poison>,
+    /// Mirror of `Queue::next_seq` for lock-free readers.
+    next_seq: AtomicU64,
     /// Set when the writer thread has exited; nothing becomes durable after.
     stopped: std::sync::atomic::AtomicBool,
     /// Bytes written since the last checkpoint; read by the checkpointer.
@@ -63,6 +65,7 @@ impl Journal {
             durable_lock: Mutex::new(()),
             durable_cv: Condvar::new(),
             poison,
+            next_seq: AtomicU64::new(next_seq),
             stopped: std::sync::atomic::AtomicBool::new(false),
             bytes_since_checkpoint: AtomicU64::new(0),
         }
@@ -78,6 +81,7 @@ impl Journal {
         }
         let seq = q.next_seq;
         q.next_seq += 1;
+        self.next_seq.store(q.next_seq, Ordering::Relaxed);
         let was_empty = q.buf.is_empty();
         encode_frame(&mut q.buf, seq, &m);
         q.ops.push((seq, shard, m));
@@ -90,7 +94,7 @@ impl Journal {
 
     /// The sequence number the next entry will get.
     pub fn next_seq(&self) -> u64 {
-        self.queue.lock().next_seq
+        self.next_seq.load(Ordering::Relaxed)
     }
 
     /// The highest sequence number known to be on stable storage.

@@ -6,6 +6,7 @@
 //! ```text
 //! b'r' | raw key                         -> encoded record (format::record)
 //! b'x' | expires_at (u64 big-endian) | raw key -> empty   (expiry index)
+//! b'm' | namespace                       -> counters (format::counters)
 //! ```
 //! Big-endian expiry makes sled's byte order time order, so the sweeper reads
 //! only the due prefix of the index: work proportional to expired records.
@@ -28,6 +29,7 @@ use crate::format::record;
 
 const RECORD_PREFIX: u8 = b'r';
 const INDEX_PREFIX: u8 = b'x';
+const COUNTERS_PREFIX: u8 = b'm';
 
 /// An expiry-index entry that is due: `(expires_at, raw key, index position)`.
 pub(crate) type Due = (u64, Vec<u8>, Vec<u8>);
@@ -155,6 +157,32 @@ impl Storage {
         }))
     }
 
+    /// Up to `limit` stored records whose raw key starts with `prefix`, in
+    /// key order, after `after` (a raw key) if given.
+    pub fn scan_records(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, sled::IVec)>> {
+        let start = match after {
+            Some(raw) => std::ops::Bound::Excluded(record_key(raw)),
+            None => std::ops::Bound::Included(record_key(prefix)),
+        };
+        let mut out = Vec::new();
+        for item in self.db()?.range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)) {
+            let (k, v) = item.map_err(|e| Error::storage("scanning records", e))?;
+            if k.first() != Some(&RECORD_PREFIX) || !k[1..].starts_with(prefix) {
+                break;
+            }
+            out.push((k[1..].to_vec(), v));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of expiry-index entries (for verification and tests).
     pub fn index_len(&self) -> Result<usize> {
         Ok(self.db()?.scan_prefix([INDEX_PREFIX]).count())
@@ -166,6 +194,31 @@ impl Storage {
     pub fn put_raw_record(&self, raw: &[u8], bytes: &[u8]) -> Result<()> {
         self.db()?.insert(record_key(raw), bytes).map_err(|e| Error::storage("writing", e))?;
         Ok(())
+    }
+
+    /// Saves per-namespace counters (made durable by the next `sync`).
+    pub fn save_counters(&self, all: &[(String, Vec<u64>)]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (ns, counts) in all {
+            let mut k = vec![COUNTERS_PREFIX];
+            k.extend_from_slice(ns.as_bytes());
+            batch.insert(k, crate::format::counters::encode(counts));
+        }
+        self.db()?.apply_batch(batch).map_err(|e| Error::storage("saving counters", e))
+    }
+
+    /// The saved counters; damaged entries are skipped.
+    pub fn load_counters(&self) -> Result<Vec<(String, Vec<u64>)>> {
+        let mut out = Vec::new();
+        for item in self.db()?.scan_prefix([COUNTERS_PREFIX]) {
+            let (k, v) = item.map_err(|e| Error::storage("loading counters", e))?;
+            if let (Ok(ns), Ok(counts)) =
+                (std::str::from_utf8(&k[1..]), crate::format::counters::decode(&v))
+            {
+                out.push((ns.to_string(), counts));
+            }
+        }
+        Ok(out)
     }
 
     /// Makes everything applied so far durable: sled's flush, then an fsync of

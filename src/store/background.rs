@@ -74,6 +74,7 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
             match current {
                 Some(r) if r.expires_at == *expires_at => {
                     st.write(idx, &key, Some(&r), None, &shared.journal)?;
+                    count_expiry(&mut st.counters, &key);
                     removed += 1;
                     drop(st);
                     shard.ended.notify_all();
@@ -105,6 +106,7 @@ fn sweep_pending(shared: &Shared, now: u64) -> Result<usize> {
             .collect();
         for (key, r) in &expired {
             st.write(idx, key, Some(r), None, &shared.journal)?;
+            count_expiry(&mut st.counters, key);
         }
         drop(st);
         if !expired.is_empty() {
@@ -113,6 +115,12 @@ fn sweep_pending(shared: &Shared, now: u64) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+fn count_expiry(counters: &mut crate::metrics::ShardCounters, raw: &[u8]) {
+    if let Ok(key) = crate::key::Key::from_raw(raw) {
+        counters.add(key.namespace_bytes(), crate::metrics::Counter::Expirations);
+    }
 }
 
 pub(crate) fn run_sweeper(shared: &Shared, every: Duration) {

@@ -10,6 +10,7 @@
 //! undo. [`Store::wait`] blocks up to its timeout. From async code, run these
 //! calls in `spawn_blocking` (or accept a sub-millisecond block in `Buffered`).
 
+mod admin;
 mod background;
 mod meta;
 mod open;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 pub use crate::journal::RecoveryReport;
+pub use admin::ExportedRecord;
 pub use types::{Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, Replay};
 
 use crate::clock::millis;
@@ -34,6 +36,7 @@ use crate::core::{self, ClaimDecision, ClaimParams, Record};
 use crate::error::{Error, Result, StaleReason};
 use crate::fingerprint::Fingerprint;
 use crate::key::Key;
+use crate::metrics::{Counter, ShardCounters, Stats};
 use shared::Shared;
 
 /// An idempotency store. Cheap to clone (one `Arc`), `Send + Sync`; every
@@ -162,6 +165,7 @@ impl Store {
         options: &ClaimOptions,
         wait_until: Option<Instant>,
     ) -> Result<Claim> {
+        let started = crate::metrics::sampled().then(Instant::now);
         let s = self.shared();
         s.check_writable()?;
         let policy = s.config.policy(key.namespace());
@@ -175,6 +179,9 @@ impl Store {
         let shard = &s.shards[idx];
         s.throttle()?;
         let mut st = shard.state.lock();
+        if wait_until.is_some() {
+            st.counters.add(key.namespace_bytes(), Counter::Waits);
+        }
         loop {
             let now = s.clock.now_millis();
             let (current, seen) = st.lookup(&raw, &s.storage)?;
@@ -226,8 +233,14 @@ impl Store {
                     (Claim::InFlight { retry_after, attempt }, seen)
                 }
             };
+            count_claim(&mut st.counters, key.namespace_bytes(), &claim);
             drop(st);
             self.settle(wait_seq)?;
+            audit(key, &claim, current.as_deref());
+            if let Some(started) = started {
+                let ns = started.elapsed().as_nanos() as u64;
+                s.metrics.latency(key.namespace()).claim_ns.record(ns);
+            }
             return Ok(claim);
         }
     }
@@ -238,11 +251,11 @@ impl Store {
         if s.durable() && seq > 0 { s.journal.wait_durable(seq) } else { Ok(()) }
     }
 
-    /// Runs one fenced transition of `lease`'s key.
+    /// Runs one fenced transition of `lease`'s key; counts `counter` on success.
     fn transition(
         &self,
         lease: &Lease,
-        ends_claim: bool,
+        counter: Counter,
         next: impl FnOnce(Option<&Record>, u64) -> Result<Record>,
     ) -> Result<Record> {
         let s = self.shared();
@@ -254,11 +267,20 @@ impl Store {
         let mut st = shard.state.lock();
         let now = s.clock.now_millis();
         let (current, _) = st.lookup(&raw, &s.storage)?;
-        let record = next(current.as_deref(), now)?;
+        let record = match next(current.as_deref(), now) {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, Error::StaleLease { .. }) {
+                    st.counters.add(lease.key.namespace_bytes(), Counter::StaleLeases);
+                }
+                return Err(e);
+            }
+        };
         let (seq, new) = st.write(idx, &raw, current.as_deref(), Some(record), &s.journal)?;
+        st.counters.add(lease.key.namespace_bytes(), counter);
         drop(st);
-        if ends_claim {
-            shard.ended.notify_all();
+        if counter != Counter::Extensions {
+            shard.ended.notify_all(); // the claim ended: wake its waiters
         }
         self.settle(seq)?;
         new.map(|r| (*r).clone()).ok_or_else(|| internal("transition without record"))
@@ -273,10 +295,12 @@ impl Store {
     /// past its deadline still completes if nobody took the key over.
     pub fn complete(&self, lease: &Lease, response: &[u8]) -> Result<()> {
         self.check_size(response)?;
-        self.transition(lease, true, |cur, now| {
+        let r = self.transition(lease, Counter::Completions, |cur, now| {
             stale(lease, core::complete(cur, lease.token, now, response))
-        })
-        .map(drop)
+        })?;
+        let took = finished_at(&r).saturating_sub(r.created_at);
+        self.shared().metrics.latency(lease.key.namespace()).event_ms.record(took);
+        Ok(())
     }
 
     /// Ends the claim without a response: `Retryable` makes the key claimable
@@ -285,13 +309,13 @@ impl Store {
     pub fn fail(&self, lease: &Lease, failure: Failure<'_>) -> Result<()> {
         match failure {
             Failure::Retryable => self
-                .transition(lease, true, |cur, now| {
+                .transition(lease, Counter::FailuresRetryable, |cur, now| {
                     stale(lease, core::fail_retryable(cur, lease.token, now))
                 })
                 .map(drop),
             Failure::Terminal(payload) => {
                 self.check_size(payload)?;
-                self.transition(lease, true, |cur, now| {
+                self.transition(lease, Counter::FailuresTerminal, |cur, now| {
                     stale(lease, core::fail_terminal(cur, lease.token, now, payload))
                 })
                 .map(drop)
@@ -302,8 +326,10 @@ impl Store {
     /// Gives the key back without an outcome; the next claim acquires it
     /// (with `recovered = false`). Fenced like [`Store::complete`].
     pub fn release(&self, lease: &Lease) -> Result<()> {
-        self.transition(lease, true, |cur, now| stale(lease, core::release(cur, lease.token, now)))
-            .map(drop)
+        self.transition(lease, Counter::Releases, |cur, now| {
+            stale(lease, core::release(cur, lease.token, now))
+        })
+        .map(drop)
     }
 
     /// Moves the lease deadline to `now + by`, for side effects that take
@@ -316,7 +342,7 @@ impl Store {
             return Err(Error::config("extend: the lease must be longer than zero"));
         }
         let held = &*lease;
-        let r = self.transition(held, false, |cur, now| {
+        let r = self.transition(held, Counter::Extensions, |cur, now| {
             if let Some(r) = cur.filter(|r| millis(by) > r.retention_ms) {
                 return Err(Error::config(format!(
                     "extend: the lease ({by:?}) is longer than the key's retention ({:?})",
@@ -370,6 +396,9 @@ impl Store {
             Err(e) => return Err(e),
         };
         let (seq, _) = st.write(idx, &raw, prev.as_deref(), None, &s.journal)?;
+        if was_live {
+            st.counters.add(key.namespace_bytes(), Counter::Removals);
+        }
         drop(st);
         shard.ended.notify_all();
         self.settle(seq)?;
@@ -417,6 +446,14 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Counters (cumulative over the store's life, saved at checkpoints) and
+    /// latencies (this process) by namespace. Render with
+    /// [`Stats::to_prometheus`].
+    pub fn stats(&self) -> Stats {
+        let s = self.shared();
+        s.metrics.snapshot(s.counter_totals())
     }
 
     /// What recovery found when this store was opened.
@@ -490,6 +527,73 @@ impl Drop for Inner {
 
 fn key_arc(key: &Key) -> Arc<[u8]> {
     key.raw_arc()
+}
+
+/// Counts a claim's outcome (under the shard lock).
+fn count_claim(c: &mut ShardCounters, namespace: &[u8], claim: &Claim) {
+    let counts = c.slot(namespace);
+    let mut add = |c: Counter| counts[c as usize] += 1;
+    add(Counter::Claims);
+    match claim {
+        Claim::Acquired(lease) => {
+            add(Counter::Acquired);
+            if lease.recovered {
+                add(Counter::OrphansRecovered);
+            }
+            if lease.attempt > 1 {
+                add(Counter::Retries);
+            }
+        }
+        Claim::Replay(_) => add(Counter::Replayed),
+        Claim::InFlight { .. } => add(Counter::InFlight),
+        Claim::Mismatch { .. } => add(Counter::Mismatches),
+    }
+}
+
+/// The audit trail: every duplicate attempt as a `tracing` event (target
+/// `idemkv::audit`) with the key, the original processing time and the
+/// attempt count. Costs one relaxed load when no subscriber listens.
+fn audit(key: &Key, claim: &Claim, stored: Option<&Record>) {
+    let first_claimed_at_ms = stored.map_or(0, |s| s.created_at);
+    match claim {
+        Claim::Acquired(_) => {}
+        Claim::Replay(r) => tracing::info!(
+            target: "idemkv::audit",
+            namespace = key.namespace(),
+            key = %key,
+            outcome = ?r.outcome(),
+            first_claimed_at_ms,
+            finished_at_ms = stored.map_or(0, finished_at),
+            attempts = r.attempts(),
+            "duplicate replayed"
+        ),
+        Claim::InFlight { retry_after, attempt } => tracing::info!(
+            target: "idemkv::audit",
+            namespace = key.namespace(),
+            key = %key,
+            first_claimed_at_ms,
+            attempt,
+            retry_after_ms = retry_after.as_millis() as u64,
+            "duplicate while in flight"
+        ),
+        Claim::Mismatch { stored: fp } => tracing::warn!(
+            target: "idemkv::audit",
+            namespace = key.namespace(),
+            key = %key,
+            stored_fingerprint = %fp,
+            first_claimed_at_ms,
+            "key reused with a different payload"
+        ),
+    }
+}
+
+fn finished_at(r: &Record) -> u64 {
+    match r.state {
+        core::State::Completed { finished_at, .. } | core::State::Failed { finished_at, .. } => {
+            finished_at
+        }
+        _ => 0,
+    }
 }
 
 /// Maps a core verdict on `lease` to the public error.

@@ -135,11 +135,15 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         stop_cv: Condvar::new(),
         closed: AtomicBool::new(false),
         recovery,
+        metrics: crate::metrics::Metrics::default(),
         backlog: Mutex::new(()),
         backlog_cv: Condvar::new(),
         config,
     });
 
+    for (ns, counts) in shared.storage.load_counters()? {
+        shared.metrics.load(&ns, &counts);
+    }
     let mode = match shared.config.durability {
         Durability::Durable => Mode::Durable,
         Durability::Buffered { max_delay } => Mode::Buffered(max_delay),

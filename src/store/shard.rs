@@ -40,6 +40,8 @@ impl Weighter<Arc<[u8]>, Arc<Record>> for RecordWeight {
 }
 
 pub(crate) struct ShardState {
+    /// Counters of the calls on this shard's keys, by namespace.
+    pub counters: crate::metrics::ShardCounters,
     pub pending: HashMap<Arc<[u8]>, Pending>,
     pub cache: Cache<Arc<[u8]>, Arc<Record>, RecordWeight>,
 }
@@ -55,6 +57,7 @@ impl Shard {
         let items = (cache_bytes / 512).clamp(16, 1 << 20) as usize;
         Shard {
             state: Mutex::new(ShardState {
+                counters: Default::default(),
                 pending: HashMap::new(),
                 cache: Cache::with_weighter(items, cache_bytes.max(1), RecordWeight),
             }),

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, RecoveryReport, remove_segments_below};
+use crate::metrics::COUNTERS;
 use crate::poison::Poison;
 use crate::storage::Storage;
 
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub stop_cv: Condvar,
     pub closed: AtomicBool,
     pub recovery: RecoveryReport,
+    /// Counters and latencies by namespace.
+    pub metrics: crate::metrics::Metrics,
     /// Writers wait here while the applier is too far behind.
     pub backlog: Mutex<()>,
     pub backlog_cv: Condvar,
@@ -56,6 +59,16 @@ impl Shared {
 
     pub fn durable(&self) -> bool {
         self.config.durability == Durability::Durable
+    }
+
+    /// Cumulative counters by namespace: the checkpointed base plus every
+    /// shard's counts since open.
+    pub fn counter_totals(&self) -> std::collections::HashMap<String, [u64; COUNTERS]> {
+        let mut all = self.metrics.base();
+        for shard in self.shards.iter() {
+            shard.state.lock().counters.sum_into(&mut all);
+        }
+        all
     }
 
     /// Refuses writes after close or poisoning.
@@ -107,6 +120,9 @@ impl Shared {
         let applied = self.applied_seq.load(Ordering::Acquire);
         let written = self.journal.bytes_since_checkpoint.swap(0, Ordering::Relaxed);
         let res = (|| {
+            let counters: Vec<_> =
+                self.counter_totals().into_iter().map(|(ns, c)| (ns, c.to_vec())).collect();
+            self.storage.save_counters(&counters)?;
             self.storage.sync()?;
             if applied != meta.current.checkpoint_seq {
                 let mut m = meta.current;

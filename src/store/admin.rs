@@ -1,0 +1,196 @@
+//! Inspection and maintenance: listing, export and import.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Entry, Store};
+use crate::core::{self, Record, State};
+use crate::error::{Error, Result};
+use crate::format::record;
+use crate::key::{Key, hex};
+
+/// One record in portable form: the JSON Lines of `idemkv export`.
+///
+/// `record` (our encoded record, hex) is what `import` reads; the other
+/// fields repeat its content for people and scripts. Claims in progress are
+/// exported with boot epoch 0, so that after an import they are orphans —
+/// the process that held them is not the importer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ExportedRecord {
+    /// The key's namespace.
+    pub namespace: String,
+    /// The id, when it is UTF-8.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub id: Option<String>,
+    /// The id in hex, when it is not UTF-8.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub id_hex: Option<String>,
+    /// `in_progress`, `completed`, `failed` or `claimable`.
+    pub state: String,
+    /// Times acquired.
+    pub attempts: u32,
+    /// First claim, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Expiry, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// The encoded record (docs/FORMAT.md, "Record"), hex.
+    pub record: String,
+}
+
+impl ExportedRecord {
+    /// The key this record belongs to.
+    pub fn key(&self) -> Result<Key> {
+        match (&self.id, &self.id_hex) {
+            (Some(id), _) => Key::new(&self.namespace, id),
+            (None, Some(h)) => Key::new(&self.namespace, unhex(h)?),
+            (None, None) => Err(Error::InvalidKey { reason: "neither id nor id_hex".into() }),
+        }
+    }
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    let bad = || Error::InvalidKey { reason: format!("not hex: {s:.40}") };
+    if !s.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()).ok_or_else(bad))
+        .collect()
+}
+
+fn state_name(r: &Record) -> &'static str {
+    match r.state {
+        State::InProgress { .. } => "in_progress",
+        State::Completed { .. } => "completed",
+        State::Failed { .. } => "failed",
+        State::Idle { .. } => "claimable",
+    }
+}
+
+impl Store {
+    /// Writes out the journal and waits until sled holds all of it, so that
+    /// scans see every transition made before the call.
+    fn catch_up(&self) -> Result<()> {
+        let s = self.shared();
+        if !s.closed.load(Ordering::Acquire) {
+            s.journal.flush()?;
+        }
+        let target = s.journal.durable_seq();
+        while s.applied_seq.load(Ordering::Acquire) < target {
+            s.check_writable()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` live records in key order, optionally in one namespace,
+    /// starting after `after` (pass the last key of the previous page).
+    /// A snapshot as of the call: changes made meanwhile may or may not show.
+    pub fn list(
+        &self,
+        namespace: Option<&str>,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let s = self.shared();
+        self.catch_up()?;
+        let prefix = match namespace {
+            Some(ns) => {
+                let mut p = vec![ns.len() as u8];
+                p.extend_from_slice(ns.as_bytes());
+                p
+            }
+            None => Vec::new(),
+        };
+        let now = s.clock.now_millis();
+        let mut out = Vec::new();
+        let mut cursor = after.map(|k| k.as_raw().to_vec());
+        while out.len() < limit {
+            let page = s.storage.scan_records(&prefix, cursor.as_deref(), limit - out.len())?;
+            let Some((last, _)) = page.last() else { break };
+            cursor = Some(last.clone());
+            for (raw, bytes) in page {
+                let r = record::decode(&raw, &bytes)?;
+                if core::live(Some(&r), now).is_some() {
+                    out.push(Entry::from_record(Key::from_raw(&raw)?, &r, now, s.boot));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `each` with every live record in portable form, in key order.
+    pub fn export(&self, mut each: impl FnMut(ExportedRecord) -> Result<()>) -> Result<u64> {
+        let s = self.shared();
+        self.catch_up()?;
+        let now = s.clock.now_millis();
+        let mut cursor: Option<Vec<u8>> = None;
+        let mut n = 0;
+        loop {
+            let page = s.storage.scan_records(&[], cursor.as_deref(), 1024)?;
+            let Some((last, _)) = page.last() else { return Ok(n) };
+            cursor = Some(last.clone());
+            for (raw, bytes) in page {
+                let mut r = record::decode(&raw, &bytes)?;
+                if core::live(Some(&r), now).is_none() {
+                    continue;
+                }
+                if let State::InProgress { boot, .. } = &mut r.state {
+                    *boot = 0;
+                }
+                let key = Key::from_raw(&raw)?;
+                let (id, id_hex) = match std::str::from_utf8(key.id()) {
+                    Ok(id) => (Some(id.to_string()), None),
+                    Err(_) => (None, Some(hex(key.id()))),
+                };
+                each(ExportedRecord {
+                    namespace: key.namespace().to_string(),
+                    id,
+                    id_hex,
+                    state: state_name(&r).to_string(),
+                    attempts: r.attempts,
+                    created_at_ms: r.created_at,
+                    expires_at_ms: r.expires_at,
+                    record: hex(&record::encode(&r)),
+                })?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Stores an exported record under its key, replacing what is there,
+    /// through the journal like any transition. The record is validated
+    /// (checksum, version) first; fencing tokens issued afterwards exceed the
+    /// record's.
+    pub fn import(&self, exported: &ExportedRecord) -> Result<()> {
+        let s = self.shared();
+        s.check_writable()?;
+        let key = exported.key()?;
+        let bytes = unhex(&exported.record).map_err(|_| Error::Corrupt {
+            key: key.as_raw().to_vec(),
+            reason: "record is not hex".into(),
+        })?;
+        let r = record::decode(key.as_raw(), &bytes)?;
+        let token = match r.state {
+            State::InProgress { token, .. }
+            | State::Completed { token, .. }
+            | State::Failed { token, .. } => token,
+            State::Idle { last_token, .. } => last_token,
+        };
+        s.next_token.fetch_max(token.saturating_add(1), Ordering::SeqCst);
+        s.secure_token(token.saturating_add(1))?;
+        let raw: Arc<[u8]> = key.raw_arc();
+        let idx = s.shard_of(&raw);
+        let shard = &s.shards[idx];
+        s.throttle()?;
+        let mut st = shard.state.lock();
+        let prev = st.lookup(&raw, &s.storage).ok().and_then(|(r, _)| r);
+        let (seq, _) = st.write(idx, &raw, prev.as_deref(), Some(r), &s.journal)?;
+        drop(st);
+        shard.ended.notify_all();
+        self.settle(seq)
+    }
+}
