@@ -68,6 +68,9 @@ pub struct DemoArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Pass `--audit` to the handler process (set from the global flag).
+    #[arg(skip)]
+    pub audit: bool,
 }
 
 /// Why a delivery was sent.
@@ -291,6 +294,7 @@ impl<'a> Provider<'a> {
         let exe = std::env::current_exe().context("locating the idemkv executable")?;
         let mut child = Command::new(exe)
             .arg("demo-handler")
+            .args(self.args.audit.then_some("--audit"))
             .arg("--path")
             .arg(&self.args.path)
             .args(["--seed", &self.args.seed.to_string()])
