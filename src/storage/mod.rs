@@ -16,6 +16,7 @@
 //! `flush()` ends in `sync_file_range` on Linux, so `sync` also fsyncs
 //! sled's files and directories itself.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -102,18 +103,30 @@ impl Storage {
     }
 
     /// Applies mutations, in order, in one atomic sled batch.
+    ///
+    /// Coalesced per key first: only the first mutation of a key in the batch
+    /// names an index entry that may already be in sled (its `prev_expiry`);
+    /// the entries later mutations replace were written by this very batch,
+    /// so they are never written at all. A claim and its completion in one
+    /// batch cost two sled writes (record, index entry) instead of four.
     pub fn apply<'a>(&self, mutations: impl IntoIterator<Item = &'a Mutation>) -> Result<()> {
-        let mut batch = sled::Batch::default();
+        // key -> (prev_expiry of its first mutation, its last mutation)
+        let mut last: HashMap<&[u8], (Option<u64>, &Mutation)> = HashMap::new();
         for m in mutations {
-            if let Some(prev) = m.prev_expiry {
-                batch.remove(index_key(prev, &m.key));
+            last.entry(&m.key[..]).and_modify(|(_, l)| *l = m).or_insert((m.prev_expiry, m));
+        }
+        let mut batch = sled::Batch::default();
+        for (key, (first_prev, m)) in last {
+            let new_expiry = m.put.as_ref().map(|(_, e)| *e);
+            if let Some(prev) = first_prev.filter(|p| Some(*p) != new_expiry) {
+                batch.remove(index_key(prev, key));
             }
             match &m.put {
                 Some((bytes, expires_at)) => {
-                    batch.insert(record_key(&m.key), &bytes[..]);
-                    batch.insert(index_key(*expires_at, &m.key), &[][..]);
+                    batch.insert(record_key(key), &bytes[..]);
+                    batch.insert(index_key(*expires_at, key), &[][..]);
                 }
-                None => batch.remove(record_key(&m.key)),
+                None => batch.remove(record_key(key)),
             }
         }
         self.db()?.apply_batch(batch).map_err(|e| Error::storage("applying journal entries", e))

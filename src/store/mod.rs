@@ -343,7 +343,8 @@ impl Store {
         }
         let held = &*lease;
         let r = self.transition(held, Counter::Extensions, |cur, now| {
-            if let Some(r) = cur.filter(|r| millis(by) > r.retention_ms) {
+            // An expired record is absent here too: that is a stale lease below.
+            if let Some(r) = core::live(cur, now).filter(|r| millis(by) > r.retention_ms) {
                 return Err(Error::config(format!(
                     "extend: the lease ({by:?}) is longer than the key's retention ({:?})",
                     Duration::from_millis(r.retention_ms)
