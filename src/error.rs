@@ -25,6 +25,8 @@ pub enum StaleReason {
     Finished,
     /// The record is gone: removed by hand or expired.
     Missing,
+    /// The lease was issued by another store (another data directory).
+    OtherStore,
 }
 
 /// Everything that can go wrong in idemkv.
@@ -161,6 +163,7 @@ impl fmt::Display for Error {
                     }
                     StaleReason::Finished => "its claim was already finished".to_string(),
                     StaleReason::Missing => "the record was removed or expired".to_string(),
+                    StaleReason::OtherStore => "it was issued by another store".to_string(),
                 };
                 write!(
                     f,

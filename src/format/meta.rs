@@ -3,7 +3,7 @@
 //! ```text
 //!   0   8 magic            b"IDEMKVMT"
 //!   8   4 version          u32 = 1
-//!  12   4 reserved         0
+//!  12   4 dir_id           u32, random, chosen when the directory is created
 //!  16   8 boot             u64, incremented at every open
 //!  24   8 token_ceiling    u64, no fencing token above it has been issued
 //!  32   8 checkpoint_seq   u64, every journal entry <= it is durable in sled
@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 pub(crate) const MAGIC: [u8; 8] = *b"IDEMKVMT";
 pub(crate) const VERSION: u32 = 1;
 const VERSION_OFFSET: usize = 8;
-const BOOT_OFFSET: usize = VERSION_OFFSET + 4 + 4;
+const DIR_ID_OFFSET: usize = VERSION_OFFSET + 4;
+const BOOT_OFFSET: usize = DIR_ID_OFFSET + 4;
 const TOKEN_CEILING_OFFSET: usize = BOOT_OFFSET + 8;
 const CHECKPOINT_OFFSET: usize = TOKEN_CEILING_OFFSET + 8;
 const CREATED_OFFSET: usize = CHECKPOINT_OFFSET + 8;
@@ -30,6 +31,8 @@ pub(crate) const LEN: usize = CRC_OFFSET + 4;
 /// The decoded META file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Meta {
+    /// Random identity of the directory: leases of other stores are refused.
+    pub dir_id: u32,
     pub boot: u64,
     pub token_ceiling: u64,
     pub checkpoint_seq: u64,
@@ -40,6 +43,7 @@ pub(crate) fn encode(m: &Meta) -> [u8; LEN] {
     let mut b = [0u8; LEN];
     b[..8].copy_from_slice(&MAGIC);
     b[VERSION_OFFSET..VERSION_OFFSET + 4].copy_from_slice(&VERSION.to_le_bytes());
+    b[DIR_ID_OFFSET..DIR_ID_OFFSET + 4].copy_from_slice(&m.dir_id.to_le_bytes());
     b[BOOT_OFFSET..BOOT_OFFSET + 8].copy_from_slice(&m.boot.to_le_bytes());
     b[TOKEN_CEILING_OFFSET..TOKEN_CEILING_OFFSET + 8]
         .copy_from_slice(&m.token_ceiling.to_le_bytes());
@@ -66,6 +70,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<Meta> {
         return Err(super::unsupported("META", version, VERSION));
     }
     Ok(Meta {
+        dir_id: u32_at(b, DIR_ID_OFFSET),
         boot: u64_at(b, BOOT_OFFSET),
         token_ceiling: u64_at(b, TOKEN_CEILING_OFFSET),
         checkpoint_seq: u64_at(b, CHECKPOINT_OFFSET),
@@ -79,7 +84,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let m = Meta { boot: 3, token_ceiling: 1 << 32, checkpoint_seq: 77, created_at: 5 };
+        let m =
+            Meta { dir_id: 9, boot: 3, token_ceiling: 1 << 32, checkpoint_seq: 77, created_at: 5 };
         let b = encode(&m);
         assert_eq!(decode(&b).unwrap(), m);
         for bit in 0..LEN * 8 {

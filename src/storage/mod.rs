@@ -64,6 +64,7 @@ impl Storage {
     /// conflict on sled's own file can only be a previous `Store` of this
     /// process whose sled threads are still letting go: retry for a while.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Storage> {
+        remove_unfinished_snapshots(dir)?;
         let give_up = Instant::now() + Duration::from_secs(10);
         loop {
             let opened = sled::Config::new()
@@ -241,6 +242,27 @@ impl Storage {
         self.db()?.flush().map_err(|e| Error::storage("flushing sled", e))?;
         sync_tree(&self.dir).map_err(|e| Error::io(format!("fsyncing {}", self.dir.display()), e))
     }
+}
+
+/// sled writes a snapshot as `snap.<lsn>.generating`, fsyncs it, then renames
+/// it; a kill in between leaves the `.generating` file, which sled 0.34.7 then
+/// fails to open over (`Corruption { at: None }`, sled #1527). Such a file is
+/// incomplete by construction and never read as a snapshot: remove it.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io("listing sled's directory", e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        }
+    }
+    Ok(())
 }
 
 fn sync_tree(dir: &Path) -> std::io::Result<()> {

@@ -142,8 +142,7 @@ impl Store {
         fingerprint: impl Into<Option<Fingerprint>>,
         timeout: Duration,
     ) -> Result<Claim> {
-        let until = Instant::now() + timeout;
-        self.claim_inner(key, fingerprint.into(), &ClaimOptions::default(), Some(until))
+        self.claim_inner(key, fingerprint.into(), &ClaimOptions::default(), Some(deadline(timeout)))
     }
 
     /// [`Store::wait`] with per-call lease and retention, used if it acquires.
@@ -154,8 +153,7 @@ impl Store {
         options: &ClaimOptions,
         timeout: Duration,
     ) -> Result<Claim> {
-        let until = Instant::now() + timeout;
-        self.claim_inner(key, fingerprint.into(), options, Some(until))
+        self.claim_inner(key, fingerprint.into(), options, Some(deadline(timeout)))
     }
 
     fn claim_inner(
@@ -163,7 +161,7 @@ impl Store {
         key: &Key,
         fingerprint: Option<Fingerprint>,
         options: &ClaimOptions,
-        wait_until: Option<Instant>,
+        wait_until: Option<Option<Instant>>,
     ) -> Result<Claim> {
         let started = crate::metrics::sampled().then(Instant::now);
         let s = self.shared();
@@ -204,6 +202,7 @@ impl Store {
                         s.secure_token(t)?;
                     }
                     let lease = Lease {
+                        store: s.store_id,
                         key: key.clone(),
                         token: token.unwrap_or_default(),
                         attempt: record.attempts,
@@ -221,10 +220,13 @@ impl Store {
                 ClaimDecision::Mismatch { stored } => (Claim::Mismatch { stored }, seen),
                 ClaimDecision::InFlight { retry_after_ms, attempt, .. } => {
                     if let Some(until) = wait_until {
-                        let left = until.saturating_duration_since(Instant::now());
+                        // `None`: a timeout too long to represent, i.e. no limit.
+                        let left = until
+                            .map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now()));
                         if !left.is_zero() {
                             // Wake when the holder ends, or when its lease runs out.
-                            let lease_left = Duration::from_millis(retry_after_ms + 1);
+                            let lease_left =
+                                Duration::from_millis(retry_after_ms.saturating_add(1));
                             let _ = shard.ended.wait_for(&mut st, left.min(lease_left));
                             continue;
                         }
@@ -260,6 +262,13 @@ impl Store {
     ) -> Result<Record> {
         let s = self.shared();
         s.check_writable()?;
+        if lease.store != s.store_id {
+            return Err(Error::StaleLease {
+                key: lease.key.to_string(),
+                token: lease.token,
+                reason: StaleReason::OtherStore,
+            });
+        }
         let raw = key_arc(&lease.key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
@@ -595,6 +604,11 @@ fn finished_at(r: &Record) -> u64 {
         }
         _ => 0,
     }
+}
+
+/// The instant `timeout` from now, or `None` when it cannot be represented.
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Maps a core verdict on `lease` to the public error.

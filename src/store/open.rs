@@ -2,7 +2,7 @@
 //! sled, checkpoint, start a fresh segment and the background threads.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::hash::RandomState;
+use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -79,7 +79,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         None => {
             // A new store: META goes first, so that a crash anywhere later in
             // this first open leaves a directory the next open accepts.
-            let fresh = Meta { boot: 0, token_ceiling: 0, checkpoint_seq: 0, created_at: now };
+            let dir_id = (RandomState::new().hash_one(now) as u32).max(1);
+            let fresh =
+                Meta { dir_id, boot: 0, token_ceiling: 0, checkpoint_seq: 0, created_at: now };
             MetaFile::new(dir, fresh).store(fresh)?;
             fresh
         }
@@ -105,6 +107,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     // the new boot and token ceiling, then drop the replayed segments.
     storage.sync()?;
     let next = Meta {
+        dir_id: old.dir_id,
         boot: old.boot + 1,
         token_ceiling: old.token_ceiling.saturating_add(TOKEN_BLOCK),
         checkpoint_seq: recovery.last_seq,
@@ -127,6 +130,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         poison,
         clock: config.clock.clone(),
         boot: next.boot,
+        store_id: u64::from(next.dir_id) << 32 | (next.created_at & 0xffff_ffff),
         next_token: AtomicU64::new(old.token_ceiling + 1),
         token_ceiling: AtomicU64::new(next.token_ceiling),
         meta: Mutex::new(meta),

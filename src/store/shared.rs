@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     /// This process's boot epoch: claims of other epochs are orphans.
     pub boot: u64,
+    /// The directory's identity, carried by every lease it issues.
+    pub store_id: u64,
     pub next_token: AtomicU64,
     pub token_ceiling: AtomicU64,
     /// META, also serializing checkpoints.

@@ -50,6 +50,7 @@ impl Claim {
 /// Call [`Store::release`](crate::Store::release) to give the key back early.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    pub(crate) store: u64,
     pub(crate) key: Key,
     pub(crate) token: u64,
     pub(crate) attempt: u32,
