@@ -3,8 +3,8 @@
 //!
 //! Shared by `tests/model.rs` (model-based property tests),
 //! `tests/linearizability.rs` (the per-key rules are the sequential
-//! specification of the history checker) and, later, a fuzz target. It has
-//! no proptest types: an [`Op`] is plain data, [`Model::apply`] and
+//! specification of the history checker) and `fuzz/fuzz_targets/model.rs`.
+//! It has no proptest types: an [`Op`] is plain data, [`Model::apply`] and
 //! [`Sut::apply`] both return an [`Outcome`], and a test compares the two.
 //!
 //! The model is written from the README's "The contract" section and
