@@ -73,12 +73,13 @@ fn state_name(r: &Record) -> &'static str {
 impl Store {
     /// Writes out the journal and waits until sled holds all of it, so that
     /// scans see every transition made before the call.
-    fn catch_up(&self) -> Result<()> {
+    pub(super) fn catch_up(&self) -> Result<()> {
         let s = self.shared();
         if !s.closed.load(Ordering::Acquire) {
             s.journal.flush()?;
         }
         let target = s.journal.durable_seq();
+        // The applier runs behind the writer; wait for it to catch up.
         while s.applied_seq.load(Ordering::Acquire) < target {
             s.check_writable()?;
             std::thread::sleep(Duration::from_millis(1));

@@ -430,15 +430,9 @@ impl Store {
     /// Writes everything to the journal, applies it to sled, makes sled
     /// durable and deletes the journal segments it covers.
     pub fn checkpoint(&self) -> Result<()> {
-        let s = self.shared();
-        self.flush()?;
-        let target = s.journal.durable_seq();
-        // The applier runs behind the writer; wait for it to catch up.
-        while s.applied_seq.load(Ordering::Acquire) < target {
-            s.check_writable()?;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        s.checkpoint().map(drop)
+        self.shared().check_writable()?;
+        self.catch_up()?;
+        self.shared().checkpoint().map(drop)
     }
 
     /// Checks every stored record's encoding and checksum.
