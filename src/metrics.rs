@@ -290,6 +290,30 @@ pub struct NamespaceStats {
 }
 
 impl NamespaceStats {
+    /// Adds `other`'s counters into these (for totals across namespaces) and
+    /// recomputes the duplicate rate. Latency summaries are left as they are:
+    /// percentiles do not add.
+    pub fn merge(&mut self, other: &NamespaceStats) {
+        self.claims += other.claims;
+        self.acquired += other.acquired;
+        self.replayed += other.replayed;
+        self.in_flight += other.in_flight;
+        self.mismatches += other.mismatches;
+        self.completions += other.completions;
+        self.failures_retryable += other.failures_retryable;
+        self.failures_terminal += other.failures_terminal;
+        self.releases += other.releases;
+        self.expirations += other.expirations;
+        self.orphans_recovered += other.orphans_recovered;
+        self.retries += other.retries;
+        self.stale_leases += other.stale_leases;
+        self.waits += other.waits;
+        self.removals += other.removals;
+        self.extensions += other.extensions;
+        let dups = self.replayed + self.in_flight + self.mismatches;
+        self.duplicate_rate = if self.claims == 0 { 0.0 } else { dups as f64 / self.claims as f64 };
+    }
+
     fn of(counts: &[u64; COUNTERS], l: &NsLatency) -> NamespaceStats {
         let c = |k: Counter| counts[k as usize];
         let dups = c(Counter::Replayed) + c(Counter::InFlight) + c(Counter::Mismatches);

@@ -158,7 +158,7 @@ fn build(stats: &Stats, mut records: BTreeMap<String, Records>) -> (Vec<NsReport
     for name in names {
         let c = stats.namespaces.get(&name).cloned().unwrap_or_default();
         let r = records.remove(&name).unwrap_or_default();
-        add_counters(&mut total_counters, &c);
+        total_counters.merge(&c);
         add_records(&mut total_records, &r);
         reports.push(report(name, c, r));
     }
@@ -189,25 +189,6 @@ fn report(namespace: String, counters: NamespaceStats, mut records: Records) -> 
 
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
-}
-
-fn add_counters(t: &mut NamespaceStats, c: &NamespaceStats) {
-    t.claims += c.claims;
-    t.acquired += c.acquired;
-    t.replayed += c.replayed;
-    t.in_flight += c.in_flight;
-    t.mismatches += c.mismatches;
-    t.completions += c.completions;
-    t.failures_retryable += c.failures_retryable;
-    t.failures_terminal += c.failures_terminal;
-    t.releases += c.releases;
-    t.expirations += c.expirations;
-    t.orphans_recovered += c.orphans_recovered;
-    t.retries += c.retries;
-    t.stale_leases += c.stale_leases;
-    t.waits += c.waits;
-    t.removals += c.removals;
-    t.duplicate_rate = ratio(t.replayed + t.in_flight + t.mismatches, t.claims);
 }
 
 fn add_records(t: &mut Records, r: &Records) {
