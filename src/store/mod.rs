@@ -438,6 +438,8 @@ impl Store {
     /// Checks every stored record's encoding and checksum.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
+        // Like `list` and `export`: see every transition made before the call.
+        self.catch_up()?;
         for item in self.shared().storage.records()? {
             let (raw, bytes) = item?;
             report.records += 1;
