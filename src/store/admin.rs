@@ -1,6 +1,5 @@
 //! Inspection and maintenance: listing, export and import.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -183,7 +182,7 @@ impl Store {
         };
         s.next_token.fetch_max(token.saturating_add(1), Ordering::SeqCst);
         s.secure_token(token.saturating_add(1))?;
-        let raw: Arc<[u8]> = key.raw_arc();
+        let raw = s.hashed(&key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
         s.throttle()?;

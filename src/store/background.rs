@@ -1,6 +1,7 @@
 //! The store's background threads: the applier (durable journal entries into
-//! sled), the sweeper (expired records out) and the checkpointer. A panic in
-//! any of them poisons the store instead of dying silently.
+//! sled), the sweeper (expired records out), the checkpointer and the key
+//! filter's builder. A panic in any of them poisons the store instead of
+//! dying silently.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::filter::KeyFilter;
 use super::shared::Shared;
 use crate::error::Result;
 use crate::journal::Batch;
@@ -48,7 +50,8 @@ pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
             shared.backlog_cv.notify_all();
         }
         for (seq, shard, m) in &batch {
-            shared.shards[*shard].state.lock().applied(&m.key, *seq);
+            let key = shared.hash_raw(m.key.clone());
+            shared.shards[*shard].state.lock().applied(&key, *seq);
         }
     }
 }
@@ -64,7 +67,7 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
         shared.check_writable()?;
         let due = shared.storage.due(now, after.as_deref(), batch)?;
         for (expires_at, raw, position) in &due {
-            let key: Arc<[u8]> = raw.as_slice().into();
+            let key = shared.hash_raw(raw.as_slice().into());
             let idx = shared.shard_of(&key);
             let shard = &shared.shards[idx];
             let mut st = shard.state.lock();
@@ -74,7 +77,7 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
             match current {
                 Some(r) if r.expires_at == *expires_at => {
                     st.write(idx, &key, Some(&r), None, &shared.journal)?;
-                    count_expiry(&mut st.counters, &key);
+                    count_expiry(&mut st.counters, &key.raw);
                     removed += 1;
                     drop(st);
                     shard.ended.notify_all();
@@ -106,7 +109,7 @@ fn sweep_pending(shared: &Shared, now: u64) -> Result<usize> {
             .collect();
         for (key, r) in &expired {
             st.write(idx, key, Some(r), None, &shared.journal)?;
-            count_expiry(&mut st.counters, key);
+            count_expiry(&mut st.counters, &key.raw);
         }
         drop(st);
         if !expired.is_empty() {
@@ -157,5 +160,99 @@ pub(crate) fn run_checkpointer(shared: &Shared) {
             }
             last = Instant::now();
         }
+    }
+}
+
+/// Builds every shard's key filter from a scan of sled, then rebuilds them
+/// whenever one holds more keys than it was sized for (deleted keys leave
+/// them only at a rebuild). Until the first build ends, misses read sled.
+pub(crate) fn run_filter(shared: &Shared) {
+    loop {
+        match build_filters(shared) {
+            Ok(true) => {}
+            Ok(false) | Err(crate::Error::Closed) => return, // stopping
+            Err(e) => {
+                // Only an acceleration: without it every miss reads sled.
+                tracing::warn!(target: "idemkv", error = %e, "building the key filter failed");
+                return;
+            }
+        }
+        loop {
+            if shared.sleep(FILTER_CHECK) {
+                return;
+            }
+            let over = shared
+                .shards
+                .iter()
+                .any(|shard| shard.state.lock().filter.as_ref().is_some_and(KeyFilter::is_over));
+            if over {
+                break;
+            }
+        }
+    }
+}
+
+/// How often the filter thread checks whether a filter is over capacity.
+const FILTER_CHECK: Duration = Duration::from_millis(500);
+/// Keys per page of the filter's sled scan.
+const FILTER_PAGE: usize = 4096;
+
+/// Replaces every shard's filter by one built from the keys in sled now.
+/// Returns false if the store began stopping (nothing replaced).
+///
+/// Complete by construction: a key in sled when a shard's new filter goes
+/// live either was there before the scan reached its position (scanned), or
+/// was written after the scan began — then it was pending at the start
+/// (collected) or written later (collected by `ShardState::write` into
+/// `building`).
+pub(crate) fn build_filters(shared: &Shared) -> Result<bool> {
+    let mut hashes: Vec<Vec<u64>> = vec![Vec::new(); shared.shards.len()];
+    for (shard, mine) in shared.shards.iter().zip(&mut hashes) {
+        let mut st = shard.state.lock();
+        mine.extend(st.pending.keys().map(|k| k.hash));
+        st.building = Some(Vec::new());
+    }
+    let scanned = scan_keys(shared, &mut hashes);
+    for (shard, mine) in shared.shards.iter().zip(&hashes) {
+        let mut fresh = match scanned {
+            // Sized for twice the keys found, so that it lasts a while.
+            Ok(true) => {
+                let mut f = KeyFilter::with_capacity(2 * mine.len() as u64);
+                for h in mine {
+                    f.insert(*h);
+                }
+                Some(f)
+            }
+            _ => None,
+        };
+        let mut st = shard.state.lock();
+        let since = st.building.take().unwrap_or_default();
+        if let Some(mut f) = fresh.take() {
+            for h in since {
+                f.insert(h);
+            }
+            st.filter = Some(f);
+        }
+    }
+    scanned
+}
+
+/// Adds the hash of every record key in sled to its shard's list. Returns
+/// false if the store began stopping.
+fn scan_keys(shared: &Shared, hashes: &mut [Vec<u64>]) -> Result<bool> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        if *shared.stop.lock() {
+            return Ok(false);
+        }
+        let page = shared.storage.scan_records(&[], after.as_deref(), FILTER_PAGE)?;
+        for (raw, _) in &page {
+            let key = shared.hash_raw(raw.as_slice().into());
+            hashes[shared.shard_of(&key)].push(key.hash);
+        }
+        if page.len() < FILTER_PAGE {
+            return Ok(true);
+        }
+        after = page.into_iter().next_back().map(|(raw, _)| raw);
     }
 }

@@ -12,6 +12,8 @@
 
 mod admin;
 mod background;
+mod filter;
+mod hashed;
 mod meta;
 mod open;
 mod shard;
@@ -172,7 +174,7 @@ impl Store {
         if options.lease.is_some() || options.retention.is_some() {
             policy.check("claim options", lease, retention)?;
         }
-        let raw = key_arc(key);
+        let raw = s.hashed(key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
         s.throttle()?;
@@ -269,7 +271,7 @@ impl Store {
                 reason: StaleReason::OtherStore,
             });
         }
-        let raw = key_arc(&lease.key);
+        let raw = s.hashed(&lease.key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
         s.throttle()?;
@@ -368,7 +370,7 @@ impl Store {
     /// The key's record, or `None` if there is none or it has expired.
     pub fn get(&self, key: &Key) -> Result<Option<Entry>> {
         let s = self.shared();
-        let raw = key_arc(key);
+        let raw = s.hashed(key);
         let mut st = s.shards[s.shard_of(&raw)].state.lock();
         let now = s.clock.now_millis();
         let (current, seen) = st.lookup(&raw, &s.storage)?;
@@ -385,7 +387,7 @@ impl Store {
     pub fn remove(&self, key: &Key) -> Result<bool> {
         let s = self.shared();
         s.check_writable()?;
-        let raw = key_arc(key);
+        let raw = s.hashed(key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
         s.throttle()?;
@@ -488,15 +490,29 @@ impl Store {
     }
 
     #[doc(hidden)]
+    /// Test hook: whether every shard's key filter is built (the background
+    /// build after open has finished).
+    pub fn __key_filters_ready(&self) -> bool {
+        self.shared().shards.iter().all(|shard| shard.state.lock().filter.is_some())
+    }
+
+    #[doc(hidden)]
+    /// Test hook: rebuilds every shard's key filter now, from a scan of sled,
+    /// concurrently with other calls (as the background rebuild does).
+    pub fn __rebuild_key_filters(&self) -> Result<bool> {
+        background::build_filters(self.shared())
+    }
+
+    #[doc(hidden)]
     /// Test hook: overwrites a stored record with raw bytes, bypassing the
     /// codec and the journal, to test corruption handling.
     pub fn __corrupt_record(&self, key: &Key, bytes: &[u8]) -> Result<()> {
         let s = self.shared();
         self.checkpoint()?;
-        let raw = key_arc(key);
+        let raw = s.hashed(key);
         let mut st = s.shards[s.shard_of(&raw)].state.lock();
         st.cache.remove(&raw);
-        s.storage.put_raw_record(&raw, bytes)
+        s.storage.put_raw_record(&raw.raw, bytes)
     }
 }
 
@@ -529,10 +545,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
-}
-
-fn key_arc(key: &Key) -> Arc<[u8]> {
-    key.raw_arc()
 }
 
 /// Counts a claim's outcome (under the shard lock).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::background::{guarded, run_applier, run_checkpointer, run_sweeper};
+use super::background::{guarded, run_applier, run_checkpointer, run_filter, run_sweeper};
 use super::meta::{MetaFile, TOKEN_BLOCK};
 use super::shard::Shard;
 use super::shared::Shared;
@@ -123,7 +123,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     let per_shard_cache = config.cache_bytes / config.shards as u64;
     let shared = Arc::new(Shared {
         shards: (0..config.shards).map(|_| Shard::new(per_shard_cache)).collect(),
-        hasher: RandomState::new(),
+        hasher: foldhash::quality::RandomState::default(),
         journal: Journal::new(next_seq, poison.clone()),
         journal_dir,
         storage,
@@ -169,6 +169,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         maintenance.push(spawn("sweeper", Box::new(move |s| run_sweeper(s, every)))?);
     }
     maintenance.push(spawn("checkpointer", Box::new(|s| run_checkpointer(s)))?);
+    maintenance.push(spawn("filter", Box::new(|s| run_filter(s)))?);
 
     Ok(Store {
         inner: Arc::new(Inner {

@@ -1,6 +1,6 @@
 //! Everything the store's handles and background threads share.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::hashed::HashedKey;
 use super::meta::{MetaFile, TOKEN_BLOCK};
 use super::shard::Shard;
 use crate::clock::Clock;
@@ -21,9 +22,9 @@ use crate::storage::Storage;
 pub(crate) struct Shared {
     pub config: Config,
     pub shards: Box<[Shard]>,
-    /// Keyed with per-store random keys (SipHash), so that chosen keys cannot
-    /// pile onto one stripe.
-    pub hasher: RandomState,
+    /// Seeded at random per store (foldhash's quality variant), so that keys
+    /// chosen by a sender cannot be aimed at one stripe or one bucket.
+    pub hasher: foldhash::quality::RandomState,
     pub journal: Journal,
     pub journal_dir: PathBuf,
     pub storage: Storage,
@@ -55,8 +56,20 @@ pub(crate) struct Shared {
 pub(crate) const MAX_BACKLOG: u64 = 1 << 18;
 
 impl Shared {
-    pub fn shard_of(&self, raw: &[u8]) -> usize {
-        (self.hasher.hash_one(raw) as usize) & (self.shards.len() - 1)
+    /// The key with its store hash: the one hash of a call.
+    pub fn hashed(&self, key: &crate::key::Key) -> HashedKey {
+        self.hash_raw(key.raw_arc())
+    }
+
+    /// A raw key with its store hash.
+    pub fn hash_raw(&self, raw: Arc<[u8]>) -> HashedKey {
+        HashedKey { hash: self.hasher.hash_one(&*raw), raw }
+    }
+
+    /// The shard of a key: hash bits 32 and up (the maps inside a shard index
+    /// by the low bits).
+    pub fn shard_of(&self, key: &HashedKey) -> usize {
+        ((key.hash >> 32) as usize) & (self.shards.len() - 1)
     }
 
     pub fn durable(&self) -> bool {
