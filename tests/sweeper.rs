@@ -54,7 +54,9 @@ fn sweep_removes_exactly_the_expired() -> TestResult {
     clock.advance(HOUR);
     assert_eq!(store.sweep()?, 10);
     store.checkpoint()?;
-    assert_eq!(store.__index_len(), 25);
+    // Every live record is still named (the index may also name records
+    // that are gone, until the expiry their old version had comes due).
+    assert!(store.__index_len() >= 25);
     assert_eq!(store.sweep()?, 0, "a second sweep finds nothing");
     for k in &groups[0] {
         assert_eq!(store.get(k)?, None);
@@ -73,11 +75,14 @@ fn sweep_removes_exactly_the_expired() -> TestResult {
     clock.advance(HOUR - Duration::from_secs(30));
     assert_eq!(store.sweep()?, 10);
     store.checkpoint()?;
-    assert_eq!(store.__index_len(), 10);
+    assert!(store.__index_len() >= 10);
     assert_replays(&store, &groups[2])?;
 
     clock.advance(HOUR);
     assert_eq!(store.sweep()?, 10);
+    assert_eq!(store.sweep()?, 0);
+    // Once every version ever written has expired, the index drains.
+    clock.advance(Duration::from_secs(60));
     assert_eq!(store.sweep()?, 0);
     store.checkpoint()?;
     assert_eq!(store.__index_len(), 0);
@@ -177,15 +182,17 @@ fn background_sweeper_removes_expired_records() -> TestResult {
     clock.advance(HOUR);
     // A real thread: poll, bounded.
     let give_up = Instant::now() + Duration::from_secs(5);
-    while store.__index_len() > 5 {
+    let expired = || store.stats().namespaces.values().map(|n| n.expirations).sum::<u64>();
+    while expired() < 20 {
         assert!(
             Instant::now() < give_up,
-            "sweeper did not remove the expired records within 5 s (index: {})",
-            store.__index_len()
+            "sweeper did not remove the expired records within 5 s ({} removed)",
+            expired()
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(store.__index_len(), 5);
+    assert_eq!(expired(), 20);
+    assert!(store.__index_len() >= 5);
     assert_eq!(store.sweep()?, 0, "the background sweeper left nothing due");
     assert_replays(&store, &long)?;
     for k in &short {

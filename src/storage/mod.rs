@@ -4,12 +4,21 @@
 //! their index entries change together in one atomic `apply_batch`:
 //!
 //! ```text
-//! b'r' | raw key                         -> encoded record (format::record)
-//! b'x' | expires_at (u64 big-endian) | raw key -> empty   (expiry index)
-//! b'm' | namespace                       -> counters (format::counters)
+//! b'r' | raw key                          -> encoded record (format::record)
+//! b'x' | due (u64 big-endian) | tag (u64 big-endian)
+//!                                         -> expiry group (format::expiry)
+//! b'm' | namespace                        -> counters (format::counters)
 //! ```
-//! Big-endian expiry makes sled's byte order time order, so the sweeper reads
-//! only the due prefix of the index: work proportional to expired records.
+//! An expiry group names up to 64 keys written by one batch whose records
+//! expire close together, `due` being the earliest of their expiry times:
+//! one index write per group instead of one per record, and no index write
+//! at all to retire a record's previous expiry (a group may name keys whose
+//! record has moved on; the sweeper checks each record itself). Big-endian
+//! `due` makes sled's byte order time order, so the sweeper reads only the
+//! due prefix of the index: work proportional to expired records.
+//!
+//! Entries of layout 1 (`b'x' | expires_at | raw key -> empty`) are still
+//! read, as groups of one.
 //!
 //! sled is written only from journal entries that are already durable, and
 //! is made durable itself only at checkpoints ([`Storage::sync`]): its
@@ -19,6 +28,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
@@ -26,14 +36,23 @@ use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use crate::core::Record;
 use crate::error::{Error, Result};
 use crate::format::entry::Mutation;
+use crate::format::expiry::{self, GROUP_MAX};
 use crate::format::record;
 
 const RECORD_PREFIX: u8 = b'r';
 const INDEX_PREFIX: u8 = b'x';
 const COUNTERS_PREFIX: u8 = b'm';
 
-/// An expiry-index entry that is due: `(expires_at, raw key, index position)`.
-pub(crate) type Due = (u64, Vec<u8>, Vec<u8>);
+/// An expiry-index entry that is due.
+pub(crate) struct DueGroup {
+    /// Its sled key, to replace it once handled.
+    pub position: Vec<u8>,
+    /// The raw keys it names, or why they cannot be read.
+    pub keys: std::result::Result<Vec<Vec<u8>>, String>,
+}
+
+/// Expiry times within one such span (1.024 s) may share a group.
+const GROUP_SPAN_SHIFT: u32 = 10;
 
 /// The sled database of a store. Closed (sled dropped) when the store
 /// closes, even while handles to the store remain; calls then fail with
@@ -41,6 +60,9 @@ pub(crate) type Due = (u64, Vec<u8>, Vec<u8>);
 pub(crate) struct Storage {
     db: RwLock<Option<sled::Db>>,
     dir: PathBuf,
+    /// Tags of the expiry groups this process writes: `boot << 32` plus a
+    /// counter, unique across processes because boot epochs are.
+    next_tag: AtomicU64,
 }
 
 fn record_key(raw: &[u8]) -> Vec<u8> {
@@ -51,11 +73,11 @@ fn record_key(raw: &[u8]) -> Vec<u8> {
 }
 
 #[allow(clippy::big_endian_bytes)] // index keys sort by time
-fn index_key(expires_at: u64, raw: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + raw.len());
+fn index_key(due: u64, tag: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
     k.push(INDEX_PREFIX);
-    k.extend_from_slice(&expires_at.to_be_bytes());
-    k.extend_from_slice(raw);
+    k.extend_from_slice(&due.to_be_bytes());
+    k.extend_from_slice(&tag.to_be_bytes());
     k
 }
 
@@ -74,7 +96,11 @@ impl Storage {
                 .open();
             match opened {
                 Ok(db) => {
-                    return Ok(Storage { db: RwLock::new(Some(db)), dir: dir.to_path_buf() });
+                    return Ok(Storage {
+                        db: RwLock::new(Some(db)),
+                        dir: dir.to_path_buf(),
+                        next_tag: AtomicU64::new(0),
+                    });
                 }
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
@@ -103,64 +129,89 @@ impl Storage {
         v.map(|bytes| record::decode(raw, &bytes)).transpose()
     }
 
+    /// Sets the boot epoch of this process: expiry-group tags are
+    /// `boot << 32 | n`. Called once at open, before anything is applied.
+    pub fn set_boot(&self, boot: u64) {
+        self.next_tag.store(boot << 32, Ordering::Relaxed);
+    }
+
     /// Applies mutations, in order, in one atomic sled batch.
     ///
-    /// Coalesced per key first: only the first mutation of a key in the batch
-    /// names an index entry that may already be in sled (its `prev_expiry`);
-    /// the entries later mutations replace were written by this very batch,
-    /// so they are never written at all. A claim and its completion in one
-    /// batch cost two sled writes (record, index entry) instead of four.
+    /// Coalesced per key first: a claim and its completion in one batch cost
+    /// one record write. The records put are indexed by expiry groups (one
+    /// index write per up to 64 records); deletes and superseded versions
+    /// need no index write — the sweeper drops references to records that
+    /// have moved on.
     pub fn apply<'a>(&self, mutations: impl IntoIterator<Item = &'a Mutation>) -> Result<()> {
-        // key -> (prev_expiry of its first mutation, its last mutation)
-        let mut last: HashMap<&[u8], (Option<u64>, &Mutation)> = HashMap::new();
+        let mut last: HashMap<&[u8], &Mutation> = HashMap::new();
         for m in mutations {
-            last.entry(&m.key[..]).and_modify(|(_, l)| *l = m).or_insert((m.prev_expiry, m));
+            last.insert(&m.key[..], m);
         }
         let mut batch = sled::Batch::default();
-        for (key, (first_prev, m)) in last {
-            let new_expiry = m.put.as_ref().map(|(_, e)| *e);
-            if let Some(prev) = first_prev.filter(|p| Some(*p) != new_expiry) {
-                batch.remove(index_key(prev, key));
-            }
+        let mut expiring = Vec::new();
+        for (key, m) in last {
             match &m.put {
                 Some((bytes, expires_at)) => {
                     batch.insert(record_key(key), &bytes[..]);
-                    batch.insert(index_key(*expires_at, key), &[][..]);
+                    expiring.push((*expires_at, key));
                 }
                 None => batch.remove(record_key(key)),
             }
         }
+        self.add_groups(&mut batch, &mut expiring);
         self.db()?.apply_batch(batch).map_err(|e| Error::storage("applying journal entries", e))
     }
 
-    /// Up to `limit` expiry-index entries due at `now`, after `after` (an
-    /// index position returned earlier) if given.
+    /// Adds to `batch` the expiry groups naming `expiring` (expiry, raw key).
+    fn add_groups(&self, batch: &mut sled::Batch, expiring: &mut [(u64, &[u8])]) {
+        expiring.sort_unstable();
+        let mut rest = &expiring[..];
+        while let Some(&(first, _)) = rest.first() {
+            let span = first >> GROUP_SPAN_SHIFT;
+            let n = rest
+                .iter()
+                .take(GROUP_MAX)
+                .take_while(|(e, _)| *e >> GROUP_SPAN_SHIFT == span)
+                .count();
+            let (group, more) = rest.split_at(n);
+            let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+            batch.insert(index_key(first, tag), expiry::encode(group.iter().map(|(_, k)| *k)));
+            rest = more;
+        }
+    }
+
+    /// Up to `limit` expiry groups due at `now` (their earliest expiry has
+    /// come), after `after` (a position returned earlier) if given.
     #[allow(clippy::big_endian_bytes)] // index keys sort by time
-    pub fn due(&self, now: u64, after: Option<&[u8]>, limit: usize) -> Result<Vec<Due>> {
+    pub fn due(&self, now: u64, after: Option<&[u8]>, limit: usize) -> Result<Vec<DueGroup>> {
         let start = match after {
             Some(pos) => std::ops::Bound::Excluded(pos.to_vec()),
             None => std::ops::Bound::Included(vec![INDEX_PREFIX]),
         };
-        // Everything with expires_at <= now sorts below (now + 1, empty key).
-        let end = std::ops::Bound::Excluded(index_key(now.saturating_add(1), &[]));
+        // Everything due at or before now sorts below (now + 1, nothing).
+        let mut end = vec![INDEX_PREFIX];
+        end.extend_from_slice(&now.saturating_add(1).to_be_bytes());
         let mut out = Vec::new();
         let db = self.db()?;
-        for item in db.range::<Vec<u8>, _>((start, end)).take(limit) {
-            let (k, _) = item.map_err(|e| Error::storage("scanning the expiry index", e))?;
-            if k.len() < 10 {
-                continue; // not an index entry of ours
-            }
-            let mut t = [0u8; 8];
-            t.copy_from_slice(&k[1..9]);
-            out.push((u64::from_be_bytes(t), k[9..].to_vec(), k.to_vec()));
+        for item in db.range::<Vec<u8>, _>((start, std::ops::Bound::Excluded(end))).take(limit) {
+            let (k, v) = item.map_err(|e| Error::storage("scanning the expiry index", e))?;
+            let keys = match (k.len(), v.is_empty()) {
+                (0..=9, _) => Err(format!("expiry-index key of {} bytes", k.len())),
+                (_, true) => Ok(vec![k[9..].to_vec()]), // layout 1: one key, in the sled key
+                (_, false) => expiry::decode(&v),
+            };
+            out.push(DueGroup { position: k.to_vec(), keys });
         }
         Ok(out)
     }
 
-    /// Removes one expiry-index entry that no longer matches its record.
-    pub fn remove_index(&self, position: &[u8]) -> Result<()> {
-        self.db()?.remove(position).map_err(|e| Error::storage("removing an index entry", e))?;
-        Ok(())
+    /// Replaces the handled expiry group at `position` by groups naming the
+    /// records it named that expire later (`remaining`: expiry, raw key).
+    pub fn replace_group(&self, position: &[u8], remaining: &mut [(u64, &[u8])]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.remove(position);
+        self.add_groups(&mut batch, remaining);
+        self.db()?.apply_batch(batch).map_err(|e| Error::storage("replacing an expiry group", e))
     }
 
     /// Every stored record as `(raw key, bytes)`, in key order.
@@ -197,9 +248,18 @@ impl Storage {
         Ok(out)
     }
 
-    /// Number of expiry-index entries (for verification and tests).
+    /// Number of distinct keys the expiry index names (for tests).
     pub fn index_len(&self) -> Result<usize> {
-        Ok(self.db()?.scan_prefix([INDEX_PREFIX]).count())
+        let mut keys = std::collections::HashSet::new();
+        for item in self.db()?.scan_prefix([INDEX_PREFIX]) {
+            let (k, v) = item.map_err(|e| Error::storage("scanning the expiry index", e))?;
+            if v.is_empty() {
+                keys.insert(k.get(9..).unwrap_or_default().to_vec());
+            } else {
+                keys.extend(expiry::decode(&v).unwrap_or_default());
+            }
+        }
+        Ok(keys.len())
     }
 
     /// Writes one raw value under a record key, bypassing the codec. Only for
@@ -281,4 +341,54 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
         }
     }
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn put(key: &[u8], expires_at: u64) -> Mutation {
+        Mutation {
+            key: Arc::from(key),
+            put: Some((Arc::from(&b"rec"[..]), expires_at)),
+            prev_expiry: None,
+        }
+    }
+
+    #[test]
+    #[allow(clippy::big_endian_bytes)] // index keys sort by time
+    fn groups_close_expiries_and_still_reads_layout_1_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        s.set_boot(7);
+        // 100 records expiring within one span, 1 much later, 1 deleted.
+        let mut ms: Vec<Mutation> =
+            (0..100u64).map(|i| put(format!("k{i}").as_bytes(), 5_000 + i)).collect();
+        ms.push(put(b"late", 90_000));
+        ms.push(Mutation { key: Arc::from(&b"gone"[..]), put: None, prev_expiry: Some(1) });
+        s.apply(ms.iter()).unwrap();
+        // A layout-1 entry, as older stores wrote them.
+        let mut v1 = vec![INDEX_PREFIX];
+        v1.extend_from_slice(&6_000u64.to_be_bytes());
+        v1.extend_from_slice(b"old");
+        s.db().unwrap().insert(v1, &[][..]).unwrap();
+
+        assert!(s.due(4_999, None, 100).unwrap().is_empty());
+        let due = s.due(6_000, None, 100).unwrap();
+        let sizes: Vec<usize> = due.iter().map(|g| g.keys.as_ref().unwrap().len()).collect();
+        assert_eq!(
+            sizes,
+            vec![64, 36, 1],
+            "two groups of the batch (64 at most), then the old entry"
+        );
+        assert_eq!(due[2].keys.as_ref().unwrap()[0], b"old");
+        assert_eq!(s.index_len().unwrap(), 102);
+
+        let mut later = vec![(7_000u64, &b"k3"[..])];
+        s.replace_group(&due[0].position, &mut later).unwrap();
+        assert_eq!(s.index_len().unwrap(), 102 - 63);
+        let due = s.due(7_000, None, 100).unwrap();
+        assert_eq!(due.len(), 3, "the replacement is due at 7000: {:?}", due.len());
+    }
 }

@@ -1,7 +1,6 @@
 //! Inspection and maintenance: listing, export and import.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::{Entry, Store};
 use crate::core::{self, Record, State};
@@ -73,17 +72,7 @@ impl Store {
     /// Writes out the journal and waits until sled holds all of it, so that
     /// scans see every transition made before the call.
     pub(super) fn catch_up(&self) -> Result<()> {
-        let s = self.shared();
-        if !s.closed.load(Ordering::Acquire) {
-            s.journal.flush()?;
-        }
-        let target = s.journal.durable_seq();
-        // The applier runs behind the writer; wait for it to catch up.
-        while s.applied_seq.load(Ordering::Acquire) < target {
-            s.check_writable()?;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(())
+        self.shared().catch_up()
     }
 
     /// Up to `limit` live records in key order, optionally in one namespace,

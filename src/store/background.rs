@@ -56,8 +56,14 @@ pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
     }
 }
 
-/// Removes expired records through the expiry index, a batch at a time.
-/// Returns the number removed.
+/// Removes expired records through the expiry index, a page of due groups
+/// at a time. Returns the number removed.
+///
+/// Each record a group names is checked under its shard lock: expired ones
+/// are deleted through the journal, absent ones dropped, later-expiring ones
+/// (not expired yet, or re-written since) kept in a replacement group. A
+/// group is replaced only after its deletes are in sled, so that a crash
+/// never leaves an expired record that no group names.
 pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
     let now = shared.clock.now_millis();
     let batch = shared.config.sweep_batch;
@@ -66,32 +72,51 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
     loop {
         shared.check_writable()?;
         let due = shared.storage.due(now, after.as_deref(), batch)?;
-        for (expires_at, raw, position) in &due {
-            let key = shared.hash_raw(raw.as_slice().into());
-            let idx = shared.shard_of(&key);
-            let shard = &shared.shards[idx];
-            let mut st = shard.state.lock();
-            let Ok((current, _)) = st.lookup(&key, &shared.storage) else {
-                continue; // a corrupt record is left for `verify` to report
-            };
-            match current {
-                Some(r) if r.expires_at == *expires_at => {
-                    st.write(idx, &key, Some(&r), None, &shared.journal)?;
-                    count_expiry(&mut st.counters, &key.raw);
-                    removed += 1;
-                    drop(st);
-                    shard.ended.notify_all();
+        let mut handled = Vec::with_capacity(due.len());
+        let mut deleted_any = false;
+        for group in &due {
+            let keys = match &group.keys {
+                Ok(keys) => keys,
+                Err(reason) => {
+                    // Left in place (its records stay until re-written or
+                    // removed); reported, never fatal to the sweeper.
+                    tracing::warn!(target: "idemkv", %reason, "unreadable expiry-index entry");
+                    continue;
                 }
-                // No version of this key is on its way to sled, so nothing
-                // can re-add this index entry: it is stale, drop it.
-                _ if !st.pending.contains_key(&key) => shared.storage.remove_index(position)?,
-                _ => {}
+            };
+            let mut later = Vec::new();
+            for raw in keys {
+                let key = shared.hash_raw(raw.as_slice().into());
+                let idx = shared.shard_of(&key);
+                let shard = &shared.shards[idx];
+                let mut st = shard.state.lock();
+                match st.lookup(&key, &shared.storage) {
+                    Ok((Some(r), _)) if r.expires_at <= now => {
+                        st.write(idx, &key, Some(&r), None, &shared.journal)?;
+                        count_expiry(&mut st.counters, &key.raw);
+                        removed += 1;
+                        deleted_any = true;
+                        drop(st);
+                        shard.ended.notify_all();
+                    }
+                    Ok((Some(r), _)) => later.push((r.expires_at, raw.as_slice())),
+                    Ok((None, _)) => {}
+                    // A corrupt record is left for `verify` to report.
+                    Err(_) => {}
+                }
             }
+            handled.push((&group.position, later));
+        }
+        if deleted_any {
+            shared.catch_up()?;
+        }
+        for (position, mut later) in handled {
+            shared.storage.replace_group(position, &mut later)?;
         }
         if due.len() < batch {
             return Ok(removed);
         }
-        after = due.last().map(|(_, _, p)| p.clone());
+        after = due.last().map(|g| g.position.clone());
     }
 }
 
@@ -206,6 +231,8 @@ const FILTER_PAGE: usize = 4096;
 /// (collected) or written later (collected by `ShardState::write` into
 /// `building`).
 pub(crate) fn build_filters(shared: &Shared) -> Result<bool> {
+    // One build at a time: each relies on owning the shards' `building`.
+    let _one = shared.filter_build.lock();
     let mut hashes: Vec<Vec<u64>> = vec![Vec::new(); shared.shards.len()];
     for (shard, mine) in shared.shards.iter().zip(&mut hashes) {
         let mut st = shard.state.lock();

@@ -484,7 +484,7 @@ impl Store {
     }
 
     #[doc(hidden)]
-    /// Test hook: the number of expiry-index entries in sled.
+    /// Test hook: the number of distinct keys the expiry index names.
     pub fn __index_len(&self) -> usize {
         self.shared().storage.index_len().unwrap_or(0)
     }

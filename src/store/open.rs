@@ -89,6 +89,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     fs::create_dir_all(&journal_dir)
         .map_err(|e| Error::io(format!("creating {}", journal_dir.display()), e))?;
     let storage = Storage::open(&sled_dir, config.sled_cache_bytes)?;
+    storage.set_boot(old.boot + 1);
 
     // Replay what the journal holds beyond the checkpoint.
     let mut batch = Vec::with_capacity(REPLAY_BATCH);
@@ -140,6 +141,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         closed: AtomicBool::new(false),
         recovery,
         metrics: crate::metrics::Metrics::default(),
+        filter_build: Mutex::new(()),
         backlog: Mutex::new(()),
         backlog_cv: Condvar::new(),
         config,

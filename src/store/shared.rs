@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub recovery: RecoveryReport,
     /// Counters and latencies by namespace.
     pub metrics: crate::metrics::Metrics,
+    /// Held while the key filters are being built.
+    pub filter_build: Mutex<()>,
     /// Writers wait here while the applier is too far behind.
     pub backlog: Mutex<()>,
     pub backlog_cv: Condvar,
@@ -84,6 +86,21 @@ impl Shared {
             shard.state.lock().counters.sum_into(&mut all);
         }
         all
+    }
+
+    /// Waits until everything journaled so far is in sled (forcing the
+    /// journal's fsync first unless the store is closed).
+    pub fn catch_up(&self) -> Result<()> {
+        if !self.closed.load(Ordering::Acquire) {
+            self.journal.flush()?;
+        }
+        let target = self.journal.durable_seq();
+        // The applier runs behind the writer; wait for it to catch up.
+        while self.applied_seq.load(Ordering::Acquire) < target {
+            self.check_writable()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     /// Refuses writes after close or poisoning.
