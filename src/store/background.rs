@@ -80,46 +80,49 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
     loop {
         shared.check_writable()?;
         let due = shared.storage.due(now, after.as_deref(), batch)?;
-        let mut handled = Vec::with_capacity(due.len());
-        let mut deleted_any = false;
-        for group in &due {
-            let keys = match &group.keys {
-                Ok(keys) => keys,
+        // Every key the page names, in key order: sled then reads the records
+        // leaf by leaf instead of at random (a group lists keys by expiry).
+        let mut named: Vec<(&[u8], usize)> = Vec::new();
+        for (g, group) in due.iter().enumerate() {
+            match &group.keys {
+                Ok(keys) => named.extend(keys.iter().map(|k| (k.as_slice(), g))),
+                // Left in place (its records stay until re-written or
+                // removed); reported, never fatal to the sweeper.
                 Err(reason) => {
-                    // Left in place (its records stay until re-written or
-                    // removed); reported, never fatal to the sweeper.
-                    tracing::warn!(target: "idemkv", %reason, "unreadable expiry-index entry");
-                    continue;
-                }
-            };
-            let mut later = Vec::new();
-            for raw in keys {
-                let key = shared.hash_raw(raw.as_slice().into());
-                let idx = shared.shard_of(&key);
-                let shard = &shared.shards[idx];
-                let mut st = shard.state.lock();
-                match st.lookup(&key, &shared.storage) {
-                    Ok((Some(r), _)) if r.expires_at <= now => {
-                        st.write(idx, &key, Some(&r), None, &shared.journal)?;
-                        count_expiry(&mut st.counters, &key.raw);
-                        removed += 1;
-                        deleted_any = true;
-                        drop(st);
-                        shard.ended.notify_all();
-                    }
-                    Ok((Some(r), _)) => later.push((r.expires_at, raw.as_slice())),
-                    Ok((None, _)) => {}
-                    // A corrupt record is left for `verify` to report.
-                    Err(_) => {}
+                    tracing::warn!(target: "idemkv", %reason, "unreadable expiry-index entry")
                 }
             }
-            handled.push((&group.position, later));
+        }
+        named.sort_unstable();
+        let mut later: Vec<Vec<(u64, &[u8])>> = vec![Vec::new(); due.len()];
+        let mut deleted_any = false;
+        for (raw, g) in named {
+            let key = shared.hash_raw(raw.into());
+            let idx = shared.shard_of(&key);
+            let shard = &shared.shards[idx];
+            let mut st = shard.state.lock();
+            match st.lookup(&key, &shared.storage) {
+                Ok((Some(r), _)) if r.expires_at <= now => {
+                    st.write(idx, &key, Some(&r), None, &shared.journal)?;
+                    count_expiry(&mut st.counters, &key.raw);
+                    removed += 1;
+                    deleted_any = true;
+                    drop(st);
+                    shard.ended.notify_all();
+                }
+                Ok((Some(r), _)) => later[g].push((r.expires_at, raw)),
+                Ok((None, _)) => {}
+                // A corrupt record is left for `verify` to report.
+                Err(_) => {}
+            }
         }
         if deleted_any {
             shared.catch_up()?;
         }
-        for (position, mut later) in handled {
-            shared.storage.replace_group(position, &mut later)?;
+        for (group, mut later) in due.iter().zip(later) {
+            if group.keys.is_ok() {
+                shared.storage.replace_group(&group.position, &mut later)?;
+            }
         }
         if due.len() < batch {
             return Ok(removed);
