@@ -40,6 +40,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::SplitMix64;
+use common::report::{Hist, cpus, fmt_ns, fmt_ops, json_str};
 use idemkv::{Claim, Config, Durability, Fingerprint, Key, Store};
 
 type Res<T> = Result<T, String>;
@@ -99,70 +100,6 @@ fn parse_args() -> Res<Opts> {
         only,
         filter,
     })
-}
-
-// ─────────────────────────── histogram ────────────────────────────
-
-/// Sub-buckets per power of two: 2^5 = 32, so a bucket is at most ~3 % wide.
-const SUB_BITS: u32 = 5;
-
-/// A log-linear latency histogram in nanoseconds (HDR-like, fixed size).
-struct Hist {
-    counts: Vec<u64>,
-    total: u64,
-}
-
-impl Hist {
-    fn new() -> Self {
-        Hist { counts: vec![0; 64 << SUB_BITS], total: 0 }
-    }
-
-    fn index(v: u64) -> usize {
-        if v < 1 << SUB_BITS {
-            return v as usize;
-        }
-        let e = 63 - v.leading_zeros(); // >= SUB_BITS
-        let m = (v >> (e - SUB_BITS)) as usize; // in [2^SUB, 2^(SUB+1))
-        ((e - SUB_BITS) as usize) * (1 << SUB_BITS) + m
-    }
-
-    /// The middle of bucket `i`.
-    fn value(i: usize) -> u64 {
-        let sub = 1usize << SUB_BITS;
-        if i < sub {
-            return i as u64;
-        }
-        let shift = (i / sub - 1) as u32;
-        let m = (i % sub + sub) as u64;
-        (m << shift) + ((1u64 << shift) >> 1)
-    }
-
-    fn record(&mut self, nanos: u64) {
-        self.counts[Self::index(nanos)] += 1;
-        self.total += 1;
-    }
-
-    fn merge(&mut self, other: &Hist) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
-    }
-
-    fn percentile(&self, q: f64) -> u64 {
-        if self.total == 0 {
-            return 0;
-        }
-        let target = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= target {
-                return Self::value(i);
-            }
-        }
-        Self::value(self.counts.len() - 1)
-    }
 }
 
 // ──────────────────────────── systems ─────────────────────────────
@@ -705,7 +642,7 @@ fn measure(sys: &dyn System, threads: usize, work: Work, opts: &Opts) -> Res<Mea
                         if t0 >= start {
                             match r {
                                 Ok(()) => {
-                                    m.hist.record((t1 - t0).as_nanos() as u64);
+                                    m.hist.record(t1 - t0);
                                     m.ops += 1;
                                 }
                                 Err(e) => {
@@ -882,18 +819,6 @@ fn run_one(
 
 // ──────────────────────────── output ──────────────────────────────
 
-fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..1_000 => format!("{ns}ns"),
-        1_000..1_000_000 => format!("{:.1}µs", ns as f64 / 1e3),
-        _ => format!("{:.2}ms", ns as f64 / 1e6),
-    }
-}
-
-fn fmt_ops(ops: f64) -> String {
-    if ops >= 1e6 { format!("{:.2}M", ops / 1e6) } else { format!("{:.1}k", ops / 1e3) }
-}
-
 fn print_row(r: &Row) {
     let ratio = r.ratio.map_or("-".to_string(), |x| format!("{x:.2}x"));
     println!(
@@ -908,22 +833,6 @@ fn print_row(r: &Row) {
         ratio,
         r.note
     );
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn json_num(x: f64) -> String {
@@ -961,10 +870,6 @@ fn to_json(opts: &Opts, rows: &[Row], notes: &[String], skipped: &[String]) -> S
     }
     s.push_str("  ]\n}\n");
     s
-}
-
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn main() {

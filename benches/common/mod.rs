@@ -2,10 +2,14 @@
 //! (no `rand`), deterministic key sets, store setup, record populations, the
 //! benchmark sizes (10 k; 1 M with `IDEMKV_BENCH_LARGE=1`; 10 M with
 //! `IDEMKV_BENCH_HUGE=1`; shrunk under `--test`) and a barrier-synchronised
-//! thread fan-out for multi-threaded `iter_custom` measurements.
+//! thread fan-out for multi-threaded `iter_custom` measurements; [`report`]
+//! holds the latency histogram and formatting of the harness benches.
 
-// Every bench includes this module and uses a different part of it.
+// Every bench includes this module and uses a different part of it (the
+// allowance covers the submodules too).
 #![allow(dead_code)]
+
+pub mod report;
 
 use std::path::Path;
 use std::sync::Barrier;
