@@ -13,5 +13,7 @@ mod writer;
 
 pub use io::{JournalFile, JournalFs, StdFs};
 pub use segment::RecoveryReport;
-pub(crate) use segment::{recover, remove_all_segments, remove_segments_below, scan_segment_image};
+pub(crate) use segment::{
+    recover, remove_all_segments, remove_segments_below, remove_segments_from, scan_segment_image,
+};
 pub(crate) use writer::{Batch, Journal, Mode, SegmentWriter};

@@ -209,6 +209,24 @@ pub(crate) fn remove_segments_below(dir: &Path, checkpoint: u64) -> Result<usize
     Ok(removed)
 }
 
+/// Deletes the segments named from `first` on: segments left without an
+/// entry by a crash right after their creation, whose names the next
+/// segment would take.
+pub(crate) fn remove_segments_from(dir: &Path, first: u64) -> Result<()> {
+    let mut removed = false;
+    for (start, path) in list_segments(dir)? {
+        if start >= first {
+            fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Deletes every segment (after a checkpoint that covers them all).
 pub(crate) fn remove_all_segments(dir: &Path) -> Result<()> {
     for (_, path) in list_segments(dir)? {

@@ -1,6 +1,13 @@
-//! Opening a store: lock the directory, read META, replay the journal into
-//! sled, checkpoint, start a fresh segment and the background threads.
+//! Opening a store: lock the directory, read META, replay the journal, record
+//! the new boot in META, start a fresh segment and the background threads.
+//!
+//! Replayed entries go where live ones go: into the shards' pending maps,
+//! handed to the applier, which writes them to sled in the background — so
+//! opening does not wait for sled. Only a journal longer than
+//! [`REPLAY_IN_MEMORY`] entries has its oldest entries written to sled during
+//! the open (and then checkpointed).
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
@@ -12,18 +19,28 @@ use parking_lot::{Condvar, Mutex};
 
 use super::background::{guarded, run_applier, run_checkpointer, run_filter, run_sweeper};
 use super::meta::{MetaFile, TOKEN_BLOCK};
-use super::shard::Shard;
+use super::shard::{Pending, Shard};
 use super::shared::Shared;
 use super::{Inner, Store};
 use crate::config::{Config, Durability};
+use crate::core::Record;
 use crate::error::{Error, Result};
+use crate::format::entry::Mutation;
 use crate::format::meta::Meta;
-use crate::journal::{Journal, Mode, SegmentWriter, recover, remove_all_segments};
+use crate::format::record;
+use crate::journal::{
+    Batch, Journal, Mode, SegmentWriter, recover, remove_all_segments, remove_segments_below,
+    remove_segments_from,
+};
 use crate::poison::Poison;
 use crate::storage::Storage;
 
-/// Entries replayed into sled per batch during recovery.
+/// Entries replayed into sled per batch during recovery, and per batch handed
+/// to the applier after it.
 const REPLAY_BATCH: usize = 4096;
+/// Most replayed entries kept in memory (pending) rather than written to sled
+/// during the open: half the applier backlog that makes writers wait.
+const REPLAY_IN_MEMORY: usize = (super::shared::MAX_BACKLOG / 2) as usize;
 
 /// Takes the directory's LOCK file (an OS advisory lock, released when the
 /// process dies, so a crash never leaves a stale lock behind).
@@ -91,33 +108,69 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     let storage = Storage::open(&sled_dir, config.sled_cache_bytes)?;
     storage.set_boot(old.boot + 1);
 
-    // Replay what the journal holds beyond the checkpoint.
-    let mut batch = Vec::with_capacity(REPLAY_BATCH);
-    let recovery = recover(&journal_dir, old.checkpoint_seq, &mut |_, m| {
-        batch.push(m);
-        if batch.len() >= REPLAY_BATCH {
-            storage.apply(batch.iter())?;
-            batch.clear();
+    // Replay what the journal holds beyond the checkpoint: the newest
+    // entries stay in `tail` (they become pending versions), older ones go
+    // to sled now.
+    let mut tail: VecDeque<(u64, Mutation)> = VecDeque::new();
+    let mut to_sled = Vec::with_capacity(REPLAY_BATCH);
+    let mut in_sled = old.checkpoint_seq;
+    let recovery = recover(&journal_dir, old.checkpoint_seq, &mut |seq, m| {
+        tail.push_back((seq, m));
+        if tail.len() > REPLAY_IN_MEMORY
+            && let Some((seq, m)) = tail.pop_front()
+        {
+            to_sled.push(m);
+            in_sled = seq;
+            if to_sled.len() >= REPLAY_BATCH {
+                storage.apply(to_sled.iter())?;
+                to_sled.clear();
+            }
         }
         Ok(())
     })?;
-    storage.apply(batch.iter())?;
-    drop(batch);
+    // The pending versions need their records decoded; a record this build
+    // cannot read (say, of a newer version) is left to sled, as all used to be.
+    let decoded: Option<Vec<Option<Arc<Record>>>> = tail
+        .iter()
+        .map(|(_, m)| match &m.put {
+            Some((bytes, _)) => record::decode(&m.key, bytes).ok().map(|r| Some(Arc::new(r))),
+            None => Some(None),
+        })
+        .collect();
+    let decoded = match decoded {
+        Some(d) => d,
+        None => {
+            to_sled.extend(tail.drain(..).map(|(seq, m)| {
+                in_sled = seq;
+                m
+            }));
+            Vec::new()
+        }
+    };
+    storage.apply(to_sled.iter())?;
+    drop(to_sled);
 
-    // Checkpoint: sled now holds everything; make it durable, then record
-    // the new boot and token ceiling, then drop the replayed segments.
-    storage.sync()?;
+    // Record the new boot and token ceiling; checkpoint what went to sled.
+    if in_sled != old.checkpoint_seq {
+        storage.sync()?;
+    }
     let next = Meta {
         dir_id: old.dir_id,
         boot: old.boot + 1,
         token_ceiling: old.token_ceiling.saturating_add(TOKEN_BLOCK),
-        checkpoint_seq: recovery.last_seq,
+        checkpoint_seq: if tail.is_empty() { recovery.last_seq } else { in_sled },
         created_at: old.created_at,
     };
     let mut meta = MetaFile::new(dir, old);
     meta.store(next)?;
-    remove_all_segments(&journal_dir)?;
     let next_seq = recovery.last_seq + 1;
+    if tail.is_empty() {
+        remove_all_segments(&journal_dir)?;
+    } else {
+        // The tail's segments stay until a checkpoint covers them.
+        remove_segments_below(&journal_dir, in_sled)?;
+        remove_segments_from(&journal_dir, next_seq)?;
+    }
     let writer = SegmentWriter::create(&journal_dir, fs_, next_seq, config.segment_bytes)?;
 
     let poison = Arc::new(Poison::default());
@@ -135,7 +188,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         next_token: AtomicU64::new(old.token_ceiling + 1),
         token_ceiling: AtomicU64::new(next.token_ceiling),
         meta: Mutex::new(meta),
-        applied_seq: AtomicU64::new(recovery.last_seq),
+        applied_seq: AtomicU64::new(next.checkpoint_seq),
         stop: Mutex::new(false),
         stop_cv: Condvar::new(),
         closed: AtomicBool::new(false),
@@ -155,6 +208,20 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         Durability::Buffered { max_delay } => Mode::Buffered(max_delay),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
+    // The replayed tail: pending versions, on their way to sled.
+    let mut batch: Batch = Vec::with_capacity(REPLAY_BATCH);
+    for ((seq, m), record) in tail.into_iter().zip(decoded) {
+        let key = shared.hash_raw(m.key.clone());
+        let idx = shared.shard_of(&key);
+        shared.shards[idx].state.lock().pending.insert(key, Pending { seq, record });
+        batch.push((seq, idx, m));
+        if batch.len() >= REPLAY_BATCH {
+            let _ = tx.send(std::mem::take(&mut batch));
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
     let mut threads = Vec::new();
     type Body = Box<dyn FnOnce(&Arc<Shared>) + Send>;
     let spawn = |name: &'static str, f: Body| {

@@ -311,6 +311,7 @@ pub fn child_main() {
     let res = match mode.as_str() {
         "claim_complete" => child_claim_complete(&dir, arg, segment_bytes_env()),
         "traffic" => child_traffic(&dir, arg as usize),
+        "open_park" => child_open_park(&dir),
         "try_open" => {
             child_try_open(&dir);
             Ok(())
@@ -381,6 +382,16 @@ fn child_traffic(dir: &Path, threads: usize) -> TestResult {
             }
         });
     }
+    std::mem::forget(store);
+    Ok(())
+}
+
+/// Opens the store (replaying its journal), reports how many entries were
+/// replayed as `RESULT REPLAYED <n>`, READY, and parks until killed.
+fn child_open_park(dir: &Path) -> TestResult {
+    let store = child_config().open(dir)?;
+    emit(Ack::Result(format!("REPLAYED {}", store.recovery_report().entries_replayed)));
+    emit(Ack::Ready);
     std::mem::forget(store);
     Ok(())
 }
