@@ -64,6 +64,9 @@ pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
     }
 }
 
+/// The applier backlog beyond which the sweeper waits before each delete.
+const SWEEP_BACKLOG: u64 = super::shared::MAX_BACKLOG / 4;
+
 /// Removes expired records through the expiry index, a page of due groups
 /// at a time. Returns the number removed.
 ///
@@ -97,6 +100,9 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
         let mut later: Vec<Vec<(u64, &[u8])>> = vec![Vec::new(); due.len()];
         let mut deleted_any = false;
         for (raw, g) in named {
+            // Deletes queue behind a quarter of the backlog that makes
+            // writers wait, so that a big sweep never throttles claims.
+            shared.throttle_at(SWEEP_BACKLOG)?;
             let key = shared.hash_raw(raw.into());
             let idx = shared.shard_of(&key);
             let shard = &shared.shards[idx];

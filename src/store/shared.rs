@@ -114,9 +114,14 @@ impl Shared {
     /// Waits while the applier is more than `MAX_BACKLOG` entries behind.
     /// Called before taking a shard lock (the applier needs shard locks).
     pub fn throttle(&self) -> Result<()> {
+        self.throttle_at(MAX_BACKLOG)
+    }
+
+    /// Waits while the applier is more than `limit` entries behind.
+    pub fn throttle_at(&self, limit: u64) -> Result<()> {
         let behind = || {
             let applied = self.applied_seq.load(Ordering::Acquire);
-            self.journal.next_seq().saturating_sub(applied) > MAX_BACKLOG
+            self.journal.next_seq().saturating_sub(applied) > limit
         };
         if !behind() {
             return Ok(());
