@@ -188,14 +188,20 @@ fn newer_or_damaged_meta_is_refused() -> TestResult {
     assert_eq!(meta.len(), 52);
     assert_eq!(&meta[..8], b"IDEMKVMT");
     assert_eq!(crc32(&meta[..48]).to_le_bytes(), meta[48..52], "local crc32 matches");
-    assert_eq!(with_version(&meta, 1), meta);
+    assert_eq!(with_version(&meta, 2), meta);
 
-    std::fs::write(&meta_path, with_version(&meta, 2))?;
+    std::fs::write(&meta_path, with_version(&meta, 3))?;
     let res = Store::open(dir.path());
     assert!(
-        matches!(res, Err(Error::UnsupportedVersion { found: 2, supported: 1, .. })),
+        matches!(res, Err(Error::UnsupportedVersion { found: 3, supported: 2, .. })),
         "{res:?}"
     );
+    // Version 1, written by earlier builds (before expiry groups), is read.
+    std::fs::write(&meta_path, with_version(&meta, 1))?;
+    let store = Store::open(dir.path())?;
+    assert!(store.get(&key("k"))?.is_some());
+    store.close()?;
+    std::fs::write(&meta_path, &meta)?;
 
     let mut flipped = meta.clone();
     flipped[20] ^= 1;

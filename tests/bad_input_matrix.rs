@@ -93,8 +93,9 @@ fn stale(e: &Error) -> bool {
     matches!(e, Error::StaleLease { .. })
 }
 
+/// A format one version newer than this build reads.
 fn unsupported(e: &Error) -> bool {
-    matches!(e, Error::UnsupportedVersion { found: 2, supported: 1, .. })
+    matches!(e, Error::UnsupportedVersion { found, supported, .. } if *found == supported + 1)
 }
 
 fn poisoned(e: &Error) -> bool {
@@ -852,8 +853,8 @@ fn close_returns_when_sled_hit_a_full_disk() -> TestResult {
 
 /// Rewrites the little-endian u32 version at `at` and the crc32 over
 /// `[0, crc_at)` stored at `crc_at`.
-fn bump(bytes: &mut [u8], at: usize, crc_at: usize) {
-    bytes[at..at + 4].copy_from_slice(&2u32.to_le_bytes());
+fn bump(bytes: &mut [u8], at: usize, crc_at: usize, version: u32) {
+    bytes[at..at + 4].copy_from_slice(&version.to_le_bytes());
     let sum = crc32(&bytes[..crc_at]);
     bytes[crc_at..crc_at + 4].copy_from_slice(&sum.to_le_bytes());
 }
@@ -868,9 +869,9 @@ fn newer_format_versions_are_unsupported_version() -> TestResult {
     let meta_path = dir.path().join("META");
     let meta = std::fs::read(&meta_path)?;
     let mut newer = meta.clone();
-    bump(&mut newer, 8, 48);
+    bump(&mut newer, 8, 48, 3);
     std::fs::write(&meta_path, &newer)?;
-    refused(Store::open(dir.path()), unsupported, &["META", "version 2", "newer idemkv"]);
+    refused(Store::open(dir.path()), unsupported, &["META", "version 3", "newer idemkv"]);
     std::fs::write(&meta_path, &meta)?;
 
     // A journal segment header (16 bytes: version at 8, crc32 of [0, 12) at 12).
@@ -878,7 +879,7 @@ fn newer_format_versions_are_unsupported_version() -> TestResult {
     let original = std::fs::read(&seg)?;
     let frames = common::parse_segment(&original);
     let mut newer = original.clone();
-    bump(&mut newer, 8, 12);
+    bump(&mut newer, 8, 12, 2);
     std::fs::write(&seg, &newer)?;
     refused(
         Store::open(dir.path()),

@@ -14,7 +14,8 @@
 use super::{check_trailing_crc, crc, u16_at};
 
 const VERSION: u8 = 2;
-/// Most keys in one group: keeps a group's value near 4 KiB or less.
+/// Most keys in one group: a few KiB for webhook-sized ids (at most
+/// 64 × (2 + key length) bytes plus 7).
 pub(crate) const GROUP_MAX: usize = 64;
 
 /// Encodes the keys of one group.

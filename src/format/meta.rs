@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   0   8 magic            b"IDEMKVMT"
-//!   8   4 version          u32 = 1
+//!   8   4 version          u32 = 2 (1 is read too)
 //!  12   4 dir_id           u32, random, chosen when the directory is created
 //!  16   8 boot             u64, incremented at every open
 //!  24   8 token_ceiling    u64, no fencing token above it has been issued
@@ -17,7 +17,11 @@ use super::{crc, u32_at, u64_at};
 use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: [u8; 8] = *b"IDEMKVMT";
-pub(crate) const VERSION: u32 = 1;
+/// Version 2 marks a store whose sled index may hold expiry groups: a
+/// version-1 build would misread them, so it must refuse the store.
+pub(crate) const VERSION: u32 = 2;
+/// The oldest version still read (its index holds layout-1 entries only).
+const OLDEST: u32 = 1;
 const VERSION_OFFSET: usize = 8;
 const DIR_ID_OFFSET: usize = VERSION_OFFSET + 4;
 const BOOT_OFFSET: usize = DIR_ID_OFFSET + 4;
@@ -66,7 +70,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<Meta> {
         return Err(corrupt("checksum mismatch"));
     }
     let version = u32_at(b, VERSION_OFFSET);
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(super::unsupported("META", version, VERSION));
     }
     Ok(Meta {
@@ -88,6 +92,12 @@ mod tests {
             Meta { dir_id: 9, boot: 3, token_ceiling: 1 << 32, checkpoint_seq: 77, created_at: 5 };
         let b = encode(&m);
         assert_eq!(decode(&b).unwrap(), m);
+        // A version-1 META (written by earlier builds) is still read.
+        let mut v1 = b;
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let sum = crc(&v1[..CRC_OFFSET]);
+        v1[CRC_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(decode(&v1).unwrap(), m);
         for bit in 0..LEN * 8 {
             let mut d = b;
             d[bit / 8] ^= 1 << (bit % 8);

@@ -15,5 +15,6 @@ pub use io::{JournalFile, JournalFs, StdFs};
 pub use segment::RecoveryReport;
 pub(crate) use segment::{
     recover, remove_all_segments, remove_segments_below, remove_segments_from, scan_segment_image,
+    sync_segments,
 };
 pub(crate) use writer::{Batch, Journal, Mode, SegmentWriter};

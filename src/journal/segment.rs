@@ -227,6 +227,18 @@ pub(crate) fn remove_segments_from(dir: &Path, first: u64) -> Result<()> {
     Ok(())
 }
 
+/// Fsyncs every segment: entries recovery read may have been only in the
+/// page cache of a process that died before its fsync, and are about to be
+/// served as durable.
+pub(crate) fn sync_segments(dir: &Path) -> Result<()> {
+    for (_, path) in list_segments(dir)? {
+        File::open(&path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| Error::io(format!("fsyncing {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
 /// Deletes every segment (after a checkpoint that covers them all).
 pub(crate) fn remove_all_segments(dir: &Path) -> Result<()> {
     for (_, path) in list_segments(dir)? {

@@ -98,7 +98,11 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
         }
         named.sort_unstable();
         let mut later: Vec<Vec<(u64, &[u8])>> = vec![Vec::new(); due.len()];
-        let mut deleted_any = false;
+        // Groups to leave as they are (a record could not be read for now).
+        let mut keep = vec![false; due.len()];
+        // Whether an answer rests on a journal entry not yet in sled (ours or
+        // another caller's delete): then wait for it before replacing groups.
+        let mut unsettled = false;
         for (raw, g) in named {
             // Deletes queue behind a quarter of the backlog that makes
             // writers wait, so that a big sweep never throttles claims.
@@ -112,21 +116,28 @@ pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
                     st.write(idx, &key, Some(&r), None, &shared.journal)?;
                     count_expiry(&mut st.counters, &key.raw);
                     removed += 1;
-                    deleted_any = true;
+                    unsettled = true;
                     drop(st);
                     shard.ended.notify_all();
                 }
-                Ok((Some(r), _)) => later[g].push((r.expires_at, raw)),
-                Ok((None, _)) => {}
-                // A corrupt record is left for `verify` to report.
-                Err(_) => {}
+                Ok((Some(r), seen)) => {
+                    unsettled |= seen > 0;
+                    later[g].push((r.expires_at, raw));
+                }
+                Ok((None, seen)) => unsettled |= seen > 0,
+                // A corrupt record is dropped from its group and left for
+                // `verify` to report.
+                Err(crate::Error::Corrupt { .. }) => {}
+                // Anything else (I/O, a newer record version): keep the group
+                // untouched and try again next time.
+                Err(_) => keep[g] = true,
             }
         }
-        if deleted_any {
+        if unsettled {
             shared.catch_up()?;
         }
-        for (group, mut later) in due.iter().zip(later) {
-            if group.keys.is_ok() {
+        for ((group, mut later), keep) in due.iter().zip(later).zip(keep) {
+            if group.keys.is_ok() && !keep {
                 shared.storage.replace_group(&group.position, &mut later)?;
             }
         }

@@ -30,7 +30,7 @@ use crate::format::meta::Meta;
 use crate::format::record;
 use crate::journal::{
     Batch, Journal, Mode, SegmentWriter, recover, remove_all_segments, remove_segments_below,
-    remove_segments_from,
+    remove_segments_from, sync_segments,
 };
 use crate::poison::Poison;
 use crate::storage::Storage;
@@ -153,6 +153,11 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     // Record the new boot and token ceiling; checkpoint what went to sled.
     if in_sled != old.checkpoint_seq {
         storage.sync()?;
+    }
+    if !tail.is_empty() {
+        // The tail is about to be served as durable, yet a process killed
+        // before its fsync may have left it only in the page cache.
+        sync_segments(&journal_dir)?;
     }
     let next = Meta {
         dir_id: old.dir_id,

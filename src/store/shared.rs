@@ -153,12 +153,14 @@ impl Shared {
     /// Makes sled durable up to the applied sequence number, records it in
     /// META and deletes the journal segments it covers.
     pub fn checkpoint(&self) -> Result<u64> {
+        // Counted before taking META: a claim holds a shard lock while it may
+        // take META (`secure_token`), so META must never wait for a shard.
+        let counters: Vec<_> =
+            self.counter_totals().into_iter().map(|(ns, c)| (ns, c.to_vec())).collect();
         let mut meta = self.meta.lock();
         let applied = self.applied_seq.load(Ordering::Acquire);
         let written = self.journal.bytes_since_checkpoint.swap(0, Ordering::Relaxed);
         let res = (|| {
-            let counters: Vec<_> =
-                self.counter_totals().into_iter().map(|(ns, c)| (ns, c.to_vec())).collect();
             self.storage.save_counters(&counters)?;
             self.storage.sync()?;
             if applied != meta.current.checkpoint_seq {
