@@ -55,9 +55,13 @@ pub enum Error {
         /// The data directory.
         path: PathBuf,
     },
-    /// A stored record failed its checksum or could not be decoded.
+    /// A stored record failed its checksum or could not be decoded — or a
+    /// whole part of the store is damaged or missing, when `key` names it
+    /// (`b"META"`, `b"sled"`, `b"journal"`): then `reason` says what was
+    /// lost and how to recover, and the store refuses to open.
     Corrupt {
-        /// The raw storage key of the record (namespace length, namespace, id).
+        /// The raw storage key of the record (namespace length, namespace,
+        /// id), or the name of the damaged part of the store.
         key: Vec<u8>,
         /// What the decoder found.
         reason: String,
@@ -141,6 +145,9 @@ impl fmt::Display for Error {
                  (one process owns a store directory at a time)",
                 path.display()
             ),
+            Error::Corrupt { key, reason } if is_store_part(key) => {
+                write!(f, "damaged store: {}: {reason}", String::from_utf8_lossy(key))
+            }
             Error::Corrupt { key, reason } => write!(
                 f,
                 "corrupt record for key {}: {reason}; `Store::verify` lists every damaged \
@@ -189,4 +196,9 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
+}
+
+/// Whether a `Corrupt` key names a part of the store rather than a record.
+fn is_store_part(key: &[u8]) -> bool {
+    matches!(key, b"META" | b"sled" | b"journal")
 }

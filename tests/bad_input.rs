@@ -166,13 +166,16 @@ fn unusable_paths_are_io_errors() -> TestResult {
     Ok(())
 }
 
-/// Rewrites META's version field and its crc32 (META: 52 bytes, version at
-/// [8, 12), crc32 over [0, 48) at [48, 52)).
+/// Rewrites META's version field and its crc32. Version 3 (this build's):
+/// 56 bytes, version at [8, 12), flags at [48, 52), crc32 over [0, 52) at
+/// [52, 56). Versions 1 and 2 (older builds'): 52 bytes, no flags, crc32
+/// over [0, 48) at [48, 52).
 fn with_version(meta: &[u8], version: u32) -> Vec<u8> {
-    let mut m = meta.to_vec();
+    let len = if version >= 3 { 56 } else { 52 };
+    let mut m = meta[..len].to_vec();
     m[8..12].copy_from_slice(&version.to_le_bytes());
-    let sum = crc32(&m[..48]);
-    m[48..52].copy_from_slice(&sum.to_le_bytes());
+    let sum = crc32(&m[..len - 4]);
+    m[len - 4..].copy_from_slice(&sum.to_le_bytes());
     m
 }
 
@@ -185,22 +188,27 @@ fn newer_or_damaged_meta_is_refused() -> TestResult {
     store.close()?;
     let meta_path = dir.path().join("META");
     let meta = std::fs::read(&meta_path)?;
-    assert_eq!(meta.len(), 52);
+    assert_eq!(meta.len(), 56);
     assert_eq!(&meta[..8], b"IDEMKVMT");
-    assert_eq!(crc32(&meta[..48]).to_le_bytes(), meta[48..52], "local crc32 matches");
-    assert_eq!(with_version(&meta, 2), meta);
+    assert_eq!(crc32(&meta[..52]).to_le_bytes(), meta[52..56], "local crc32 matches");
+    assert_eq!(with_version(&meta, 3), meta);
 
-    std::fs::write(&meta_path, with_version(&meta, 3))?;
+    std::fs::write(&meta_path, with_version(&meta, 4))?;
     let res = Store::open(dir.path());
     assert!(
-        matches!(res, Err(Error::UnsupportedVersion { found: 3, supported: 2, .. })),
+        matches!(res, Err(Error::UnsupportedVersion { found: 4, supported: 3, .. })),
         "{res:?}"
     );
-    // Version 1, written by earlier builds (before expiry groups), is read.
-    std::fs::write(&meta_path, with_version(&meta, 1))?;
-    let store = Store::open(dir.path())?;
-    assert!(store.get(&key("k"))?.is_some());
-    store.close()?;
+    // Versions 1 (before expiry groups) and 2 (before the sled marker),
+    // written by earlier builds, are read; the open upgrades them to 3.
+    for old in [1, 2] {
+        std::fs::write(&meta_path, with_version(&meta, old))?;
+        let store = Store::open(dir.path())?;
+        assert!(store.get(&key("k"))?.is_some());
+        store.close()?;
+        let upgraded = std::fs::read(&meta_path)?;
+        assert_eq!((upgraded.len(), upgraded[8]), (56, 3), "version {old} upgraded");
+    }
     std::fs::write(&meta_path, &meta)?;
 
     let mut flipped = meta.clone();

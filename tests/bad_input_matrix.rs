@@ -865,13 +865,13 @@ fn newer_format_versions_are_unsupported_version() -> TestResult {
     let (dir, store) = store_with_sentinel(Config::new())?;
     store.close()?;
 
-    // META (52 bytes: version at 8, crc32 of [0, 48) at 48).
+    // META (56 bytes: version at 8, crc32 of [0, 52) at 52).
     let meta_path = dir.path().join("META");
     let meta = std::fs::read(&meta_path)?;
     let mut newer = meta.clone();
-    bump(&mut newer, 8, 48, 3);
+    bump(&mut newer, 8, 52, 4);
     std::fs::write(&meta_path, &newer)?;
-    refused(Store::open(dir.path()), unsupported, &["META", "version 3", "newer idemkv"]);
+    refused(Store::open(dir.path()), unsupported, &["META", "version 4", "newer idemkv"]);
     std::fs::write(&meta_path, &meta)?;
 
     // A journal segment header (16 bytes: version at 8, crc32 of [0, 12) at 12).

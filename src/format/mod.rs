@@ -8,6 +8,7 @@
 pub(crate) mod counters;
 pub(crate) mod entry;
 pub(crate) mod expiry;
+pub(crate) mod marker;
 pub(crate) mod meta;
 pub(crate) mod record;
 

@@ -8,7 +8,14 @@
 //! b'x' | due (u64 big-endian) | tag (u64 big-endian)
 //!                                         -> expiry group (format::expiry)
 //! b'm' | namespace                        -> counters (format::counters)
+//! b's'                                    -> the sled marker (format::marker)
 //! ```
+//! The marker counts the records and names the last journal entry applied;
+//! every batch that changes records rewrites it, in the same atomic batch,
+//! so that whatever state sled recovers carries the marker describing it.
+//! Open and `verify` compare it with META and with a count of the records:
+//! a sled directory that was deleted, damaged or replaced by an older copy
+//! is detected instead of silently forgetting completed keys.
 //! An expiry group names up to 64 keys written by one batch whose records
 //! expire close together, `due` being the earliest of their expiry times:
 //! one index write per group instead of one per record, and no index write
@@ -31,17 +38,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 
 use crate::core::Record;
 use crate::error::{Error, Result};
 use crate::format::entry::Mutation;
 use crate::format::expiry::{self, GROUP_MAX};
+use crate::format::marker::{self, Marker};
 use crate::format::record;
 
 const RECORD_PREFIX: u8 = b'r';
 const INDEX_PREFIX: u8 = b'x';
 const COUNTERS_PREFIX: u8 = b'm';
+const MARKER_KEY: &[u8] = b"s";
 
 /// An expiry-index entry that is due.
 pub(crate) struct DueGroup {
@@ -63,6 +72,10 @@ pub(crate) struct Storage {
     /// Tags of the expiry groups this process writes: `boot << 32` plus a
     /// counter, unique across processes because boot epochs are.
     next_tag: AtomicU64,
+    /// The marker as sled holds it, once open has checked sled and started
+    /// keeping it. Held while records change (and while `audit` counts them),
+    /// so a count taken under it is exact.
+    marker: Mutex<Option<Marker>>,
 }
 
 fn record_key(raw: &[u8]) -> Vec<u8> {
@@ -100,6 +113,7 @@ impl Storage {
                         db: RwLock::new(Some(db)),
                         dir: dir.to_path_buf(),
                         next_tag: AtomicU64::new(0),
+                        marker: Mutex::new(None),
                     });
                 }
                 Err(sled::Error::Io(e))
@@ -135,31 +149,109 @@ impl Storage {
         self.next_tag.store(boot << 32, Ordering::Relaxed);
     }
 
-    /// Applies mutations, in order, in one atomic sled batch.
+    /// Applies mutations, in order, in one atomic sled batch; `applied_seq`
+    /// is the journal entry of the last one.
     ///
     /// Coalesced per key first: a claim and its completion in one batch cost
     /// one record write. The records put are indexed by expiry groups (one
     /// index write per up to 64 records); deletes and superseded versions
     /// need no index write — the sweeper drops references to records that
-    /// have moved on.
-    pub fn apply<'a>(&self, mutations: impl IntoIterator<Item = &'a Mutation>) -> Result<()> {
+    /// have moved on. Once marking has started, the batch also rewrites the
+    /// marker (the record count moves by the keys this batch creates and
+    /// deletes, each looked up in sled first).
+    pub fn apply<'a>(
+        &self,
+        mutations: impl IntoIterator<Item = &'a Mutation>,
+        applied_seq: u64,
+    ) -> Result<()> {
         let mut last: HashMap<&[u8], &Mutation> = HashMap::new();
         for m in mutations {
             last.insert(&m.key[..], m);
         }
+        let db = self.db()?;
+        let mut marker = self.marker.lock();
         let mut batch = sled::Batch::default();
         let mut expiring = Vec::new();
+        let mut records = marker.map(|m| m.records);
         for (key, m) in last {
+            let k = record_key(key);
+            if let Some(n) = records.as_mut() {
+                let existed = db
+                    .contains_key(&k)
+                    .map_err(|e| Error::storage("reading a record before applying", e))?;
+                *n = match (existed, m.put.is_some()) {
+                    (false, true) => n.saturating_add(1),
+                    (true, false) => n.saturating_sub(1),
+                    _ => *n,
+                };
+            }
             match &m.put {
                 Some((bytes, expires_at)) => {
-                    batch.insert(record_key(key), &bytes[..]);
+                    batch.insert(k, &bytes[..]);
                     expiring.push((*expires_at, key));
                 }
-                None => batch.remove(record_key(key)),
+                None => batch.remove(k),
             }
         }
         self.add_groups(&mut batch, &mut expiring);
-        self.db()?.apply_batch(batch).map_err(|e| Error::storage("applying journal entries", e))
+        let next = marker.zip(records).map(|(m, records)| Marker {
+            applied_seq: m.applied_seq.max(applied_seq),
+            records,
+            ..m
+        });
+        if let Some(next) = next {
+            batch.insert(MARKER_KEY, &marker::encode(&next)[..]);
+        }
+        db.apply_batch(batch).map_err(|e| Error::storage("applying journal entries", e))?;
+        if next.is_some() {
+            *marker = next;
+        }
+        Ok(())
+    }
+
+    /// The marker sled holds, if any (damaged: `Error::Corrupt`).
+    pub fn read_marker(&self) -> Result<Option<Marker>> {
+        let v = self.db()?.get(MARKER_KEY).map_err(|e| Error::storage("reading the marker", e))?;
+        v.map(|bytes| marker::decode(&bytes)).transpose()
+    }
+
+    /// Counts the records in sled (a scan of their keys).
+    pub fn count_records(&self) -> Result<u64> {
+        let mut n = 0u64;
+        for item in self.db()?.scan_prefix([RECORD_PREFIX]).keys() {
+            item.map_err(|e| Error::storage("counting records", e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Starts keeping the marker, from `m` (checked by the caller against
+    /// META and a count), and writes it now if sled's copy differs.
+    pub fn start_marking(&self, m: Marker) -> Result<()> {
+        let db = self.db()?;
+        let mut marker = self.marker.lock();
+        let stored = db.get(MARKER_KEY).map_err(|e| Error::storage("reading the marker", e))?;
+        if stored.as_deref() != Some(&marker::encode(&m)[..]) {
+            db.insert(MARKER_KEY, &marker::encode(&m)[..])
+                .map_err(|e| Error::storage("writing the marker", e))?;
+        }
+        *marker = Some(m);
+        Ok(())
+    }
+
+    /// Runs `scan` over every stored record (raw key, bytes), in key order,
+    /// while no batch can change them. Returns how many there were and the
+    /// marker of that moment, so the two are comparable.
+    pub fn audit(&self, mut scan: impl FnMut(&[u8], &[u8])) -> Result<(u64, Option<Marker>)> {
+        let db = self.db()?;
+        let marker = self.marker.lock();
+        let mut n = 0u64;
+        for item in db.scan_prefix([RECORD_PREFIX]) {
+            let (k, v) = item.map_err(|e| Error::storage("scanning records", e))?;
+            scan(&k[1..], &v);
+            n += 1;
+        }
+        Ok((n, *marker))
     }
 
     /// Adds to `batch` the expiry groups naming `expiring` (expiry, raw key).
@@ -214,14 +306,6 @@ impl Storage {
         self.db()?.apply_batch(batch).map_err(|e| Error::storage("replacing an expiry group", e))
     }
 
-    /// Every stored record as `(raw key, bytes)`, in key order.
-    pub fn records(&self) -> Result<impl Iterator<Item = Result<(Vec<u8>, sled::IVec)>>> {
-        Ok(self.db()?.scan_prefix([RECORD_PREFIX]).map(|item| {
-            item.map(|(k, v)| (k[1..].to_vec(), v))
-                .map_err(|e| Error::storage("scanning records", e))
-        }))
-    }
-
     /// Up to `limit` stored records whose raw key starts with `prefix`, in
     /// key order, after `after` (a raw key) if given.
     pub fn scan_records(
@@ -266,7 +350,21 @@ impl Storage {
     /// tests that damage a record on purpose.
     #[doc(hidden)]
     pub fn put_raw_record(&self, raw: &[u8], bytes: &[u8]) -> Result<()> {
-        self.db()?.insert(record_key(raw), bytes).map_err(|e| Error::storage("writing", e))?;
+        let db = self.db()?;
+        let mut marker = self.marker.lock();
+        let k = record_key(raw);
+        let existed = db.contains_key(&k).map_err(|e| Error::storage("reading", e))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(k, bytes);
+        let next =
+            marker.map(|m| Marker { records: m.records.saturating_add(u64::from(!existed)), ..m });
+        if let Some(next) = next {
+            batch.insert(MARKER_KEY, &marker::encode(&next)[..]);
+        }
+        db.apply_batch(batch).map_err(|e| Error::storage("writing", e))?;
+        if next.is_some() {
+            *marker = next;
+        }
         Ok(())
     }
 
@@ -367,7 +465,7 @@ mod tests {
             (0..100u64).map(|i| put(format!("k{i}").as_bytes(), 5_000 + i)).collect();
         ms.push(put(b"late", 90_000));
         ms.push(Mutation { key: Arc::from(&b"gone"[..]), put: None, prev_expiry: Some(1) });
-        s.apply(ms.iter()).unwrap();
+        s.apply(ms.iter(), 1).unwrap();
         // A layout-1 entry, as older stores wrote them.
         let mut v1 = vec![INDEX_PREFIX];
         v1.extend_from_slice(&6_000u64.to_be_bytes());

@@ -49,7 +49,8 @@ pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
         if shared.poison.is_set() {
             continue; // keep draining so the writer is never blocked
         }
-        if let Err(e) = shared.storage.apply(batch.iter().map(|(_, _, m)| m)) {
+        let last = batch.last().map_or(0, |(seq, _, _)| *seq);
+        if let Err(e) = shared.storage.apply(batch.iter().map(|(_, _, m)| m), last) {
             shared.poison.set(format!("applying journal entries to sled failed: {e}"));
             continue;
         }

@@ -18,6 +18,7 @@ mod meta;
 mod open;
 mod shard;
 mod shared;
+mod sled_check;
 mod types;
 
 use std::path::Path;
@@ -72,6 +73,20 @@ pub struct VerifyReport {
     pub records: u64,
     /// Keys whose record failed its checks, with the reason.
     pub corrupt: Vec<(Vec<u8>, String)>,
+    /// The number of records sled should hold (its marker, kept with every
+    /// write), when the store keeps one.
+    pub expected_records: Option<u64>,
+    /// Set when `records` disagrees with `expected_records`: sled's files
+    /// were damaged and completed keys may be forgotten. Says what was lost
+    /// and how to recover (the lost keys themselves cannot be named).
+    pub lost: Option<String>,
+}
+
+impl VerifyReport {
+    /// True when every record passed its checks and none is missing.
+    pub fn is_ok(&self) -> bool {
+        self.corrupt.is_empty() && self.lost.is_none()
+    }
 }
 
 impl Store {
@@ -437,21 +452,31 @@ impl Store {
         self.shared().checkpoint().map(drop)
     }
 
-    /// Checks every stored record's encoding and checksum.
+    /// Checks every stored record's encoding and checksum, and counts them
+    /// against the count sled should hold (see [`VerifyReport::lost`]).
+    ///
+    /// Blocks for a scan of every record; writes to sled wait meanwhile
+    /// (claims and transitions go on through the journal). Fails only when
+    /// the scan itself fails (`Error::Storage`, `Error::Closed`); damage is
+    /// reported in the [`VerifyReport`].
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         // Like `list` and `export`: see every transition made before the call.
         self.catch_up()?;
-        for item in self.shared().storage.records()? {
-            let (raw, bytes) = item?;
-            report.records += 1;
-            if let Err(e) = crate::format::record::decode(&raw, &bytes) {
+        let (records, marker) = self.shared().storage.audit(|raw, bytes| {
+            if let Err(e) = crate::format::record::decode(raw, bytes) {
                 let reason = match e {
                     Error::Corrupt { reason, .. } => reason,
                     other => other.to_string(),
                 };
-                report.corrupt.push((raw, reason));
+                report.corrupt.push((raw.to_vec(), reason));
             }
+        })?;
+        report.records = records;
+        report.expected_records = marker.map(|m| m.records);
+        if let Some(m) = marker.filter(|m| m.records != records) {
+            let what = sled_check::count_mismatch(m.records, records);
+            report.lost = Some(format!("{what}; {}", sled_check::RECOVERY));
         }
         Ok(report)
     }

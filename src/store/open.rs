@@ -21,12 +21,13 @@ use super::background::{guarded, run_applier, run_checkpointer, run_filter, run_
 use super::meta::{MetaFile, TOKEN_BLOCK};
 use super::shard::{Pending, Shard};
 use super::shared::Shared;
+use super::sled_check;
 use super::{Inner, Store};
 use crate::config::{Config, Durability};
 use crate::core::Record;
 use crate::error::{Error, Result};
 use crate::format::entry::Mutation;
-use crate::format::meta::Meta;
+use crate::format::meta::{FLAG_SLED_MARKED, Meta};
 use crate::format::record;
 use crate::journal::{
     Batch, Journal, Mode, SegmentWriter, recover, remove_all_segments, remove_segments_below,
@@ -97,16 +98,26 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
             // A new store: META goes first, so that a crash anywhere later in
             // this first open leaves a directory the next open accepts.
             let dir_id = (RandomState::new().hash_one(now) as u32).max(1);
-            let fresh =
-                Meta { dir_id, boot: 0, token_ceiling: 0, checkpoint_seq: 0, created_at: now };
+            let fresh = Meta {
+                dir_id,
+                boot: 0,
+                token_ceiling: 0,
+                checkpoint_seq: 0,
+                created_at: now,
+                flags: 0,
+            };
             MetaFile::new(dir, fresh).store(fresh)?;
             fresh
         }
     };
     fs::create_dir_all(&journal_dir)
         .map_err(|e| Error::io(format!("creating {}", journal_dir.display()), e))?;
-    let storage = Storage::open(&sled_dir, config.sled_cache_bytes)?;
+    let storage =
+        Storage::open(&sled_dir, config.sled_cache_bytes).map_err(sled_check::unreadable)?;
     storage.set_boot(old.boot + 1);
+    // Does sled hold what META says it should? Refuse to serve if not.
+    let marker = sled_check::at_open(&old, storage.read_marker()?, storage.count_records()?)?;
+    storage.start_marking(marker)?;
 
     // Replay what the journal holds beyond the checkpoint: the newest
     // entries stay in `tail` (they become pending versions), older ones go
@@ -122,7 +133,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
             to_sled.push(m);
             in_sled = seq;
             if to_sled.len() >= REPLAY_BATCH {
-                storage.apply(to_sled.iter())?;
+                storage.apply(to_sled.iter(), in_sled)?;
                 to_sled.clear();
             }
         }
@@ -147,11 +158,13 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
             Vec::new()
         }
     };
-    storage.apply(to_sled.iter())?;
+    storage.apply(to_sled.iter(), in_sled)?;
     drop(to_sled);
 
-    // Record the new boot and token ceiling; checkpoint what went to sled.
-    if in_sled != old.checkpoint_seq {
+    // Record the new boot and token ceiling; checkpoint what went to sled
+    // (and, the first time, the marker: META may say sled is marked only
+    // once the marker is durable).
+    if in_sled != old.checkpoint_seq || !old.sled_marked() {
         storage.sync()?;
     }
     if !tail.is_empty() {
@@ -165,6 +178,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         token_ceiling: old.token_ceiling.saturating_add(TOKEN_BLOCK),
         checkpoint_seq: if tail.is_empty() { recovery.last_seq } else { in_sled },
         created_at: old.created_at,
+        flags: old.flags | FLAG_SLED_MARKED,
     };
     let mut meta = MetaFile::new(dir, old);
     meta.store(next)?;

@@ -45,7 +45,7 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
     let report = report?;
     close(store)?;
     let journal_damaged = recovery.bytes_dropped > 0 || recovery.damage.is_some();
-    let ok = report.corrupt.is_empty() && !(args.strict && journal_damaged);
+    let ok = report.is_ok() && !(args.strict && journal_damaged);
     if g.json {
         let corrupt: Vec<_> = report
             .corrupt
@@ -56,6 +56,8 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
             "store": dir,
             "ok": ok,
             "records": report.records,
+            "expected_records": report.expected_records,
+            "lost": report.lost,
             "corrupt": corrupt,
             "recovery": recovery_json(&recovery),
         }))?;
@@ -94,9 +96,16 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
             "(`idemkv remove KEY` deletes a damaged record; its next claim starts afresh)"
         )?;
     }
+    if let Some(lost) = &report.lost {
+        writeln!(out, "sled: LOST DATA: {lost}")?;
+    } else if let Some(n) = report.expected_records {
+        writeln!(out, "sled: {n} records, as its marker says")?;
+    }
     writeln!(out, "{}", if ok { "OK" } else { "FAILED" })?;
     out.flush()?;
-    if !report.corrupt.is_empty() {
+    if report.lost.is_some() {
+        eprintln!("idemkv: verify: sled lost records");
+    } else if !report.corrupt.is_empty() {
         eprintln!("idemkv: verify: {} corrupt record(s)", report.corrupt.len());
     } else if !ok {
         eprintln!("idemkv: verify: the journal had a damaged tail (--strict)");

@@ -1,0 +1,142 @@
+//! Does sled hold what the store says it should? Compares sled's marker
+//! (`format::marker`) with META and with a count of the records, at open and
+//! in `verify`, so that a deleted, damaged or rolled-back `sled/` directory
+//! is refused instead of silently forgetting completed keys — for an
+//! idempotency store a forgotten completion is a side effect run twice.
+
+use crate::error::{Error, Result};
+use crate::format::marker::Marker;
+use crate::format::meta::Meta;
+
+/// What the user does when sled lost data.
+pub(crate) const RECOVERY: &str = "the store refuses to serve rather than forget completed \
+     keys (their side effects would run again). To recover: restore the whole data directory \
+     (META, journal/ and sled/ together) from a backup taken while the store was closed, or \
+     move this directory aside, open a new store and `idemkv import` the last export; see \
+     docs/RELIABILITY.md, \"Damaged or missing sled data\"";
+
+/// Checks sled at open. `found` is sled's marker, `records` a count of its
+/// records. Returns the marker to keep from now on.
+///
+/// A store whose META does not yet say that sled is marked (created by an
+/// older build, or its first open was interrupted) is not checked: its
+/// marker starts now, from the count.
+pub(crate) fn at_open(meta: &Meta, found: Option<Marker>, records: u64) -> Result<Marker> {
+    if !meta.sled_marked() {
+        let applied_seq = found.map_or(meta.checkpoint_seq, |m| m.applied_seq);
+        return Ok(Marker { dir_id: meta.dir_id, applied_seq, records });
+    }
+    let lost = |what: String| Err(lost(what));
+    let Some(m) = found else {
+        if meta.checkpoint_seq == 0 && records == 0 {
+            // Never checkpointed: the journal still holds every entry, and
+            // sled (new, or deleted) is rebuilt from it.
+            return Ok(Marker { dir_id: meta.dir_id, applied_seq: 0, records });
+        }
+        return lost(format!(
+            "sled/ holds no marker and {records} record(s), but META says sled was checkpointed \
+             up to journal entry {}: sled's data was deleted or replaced, and every key completed \
+             before that checkpoint is missing",
+            meta.checkpoint_seq
+        ));
+    };
+    if m.dir_id != meta.dir_id {
+        return lost(format!(
+            "sled/ belongs to another store (its marker names store {:#010x}, META is store \
+             {:#010x})",
+            m.dir_id, meta.dir_id
+        ));
+    }
+    if m.applied_seq < meta.checkpoint_seq {
+        return lost(format!(
+            "sled/ is older than META: it holds journal entries up to {}, but the last \
+             checkpoint covered entries up to {} (sled/ restored from an older copy, or its \
+             newest writes were lost); keys completed by the entries in between are missing",
+            m.applied_seq, meta.checkpoint_seq
+        ));
+    }
+    if m.records != records {
+        return lost(count_mismatch(m.records, records));
+    }
+    Ok(m)
+}
+
+/// The description of a record count that disagrees with the marker.
+pub(crate) fn count_mismatch(expected: u64, found: u64) -> String {
+    if found < expected {
+        format!(
+            "sled/ holds {found} record(s) but its marker says {expected}: {} record(s) were \
+             lost (sled's files are damaged)",
+            expected - found
+        )
+    } else {
+        format!(
+            "sled/ holds {found} record(s) but its marker says {expected}: {} record(s) more \
+             than written (sled's files are damaged or were mixed with another copy)",
+            found - expected
+        )
+    }
+}
+
+/// Maps an error of sled's open that means its files are damaged (sled's
+/// `Corruption`, or a read past the end of a truncated file) to the lost-data
+/// error; any other error (permissions, a full disk) is left as it is.
+pub(crate) fn unreadable(e: Error) -> Error {
+    let damaged = match &e {
+        Error::Storage { source: sled::Error::Corruption { .. }, .. } => true,
+        Error::Storage { source: sled::Error::Io(io), .. } => {
+            matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData)
+        }
+        _ => false,
+    };
+    if damaged { lost(format!("sled cannot read its own files ({e})")) } else { e }
+}
+
+/// The error for sled data that is lost, with what to do.
+pub(crate) fn lost(what: String) -> Error {
+    Error::Corrupt { key: b"sled".to_vec(), reason: format!("{what}; {RECOVERY}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::meta::FLAG_SLED_MARKED;
+
+    fn meta(flags: u32) -> Meta {
+        Meta { dir_id: 5, boot: 2, token_ceiling: 1, checkpoint_seq: 100, created_at: 1, flags }
+    }
+
+    fn marker(applied_seq: u64, records: u64) -> Marker {
+        Marker { dir_id: 5, applied_seq, records }
+    }
+
+    #[test]
+    fn an_unmarked_store_starts_its_marker_from_the_count() {
+        let m = at_open(&meta(0), None, 7).unwrap();
+        assert_eq!(m, marker(100, 7));
+    }
+
+    #[test]
+    fn a_marked_store_refuses_every_kind_of_loss() {
+        let marked = meta(FLAG_SLED_MARKED);
+        assert_eq!(at_open(&marked, Some(marker(100, 7)), 7).unwrap(), marker(100, 7));
+        assert_eq!(at_open(&marked, Some(marker(150, 7)), 7).unwrap(), marker(150, 7));
+        // Never checkpointed: the journal rebuilds a missing sled.
+        let fresh = Meta { checkpoint_seq: 0, ..marked };
+        assert_eq!(at_open(&fresh, None, 0).unwrap(), marker(0, 0));
+        assert!(at_open(&fresh, None, 1).is_err(), "records without a marker");
+        let cases = [
+            (None, 0, "holds no marker"),
+            (Some(Marker { dir_id: 6, ..marker(100, 7) }), 7, "another store"),
+            (Some(marker(99, 7)), 7, "older than META"),
+            (Some(marker(100, 7)), 6, "1 record(s) were lost"),
+            (Some(marker(100, 7)), 8, "more than written"),
+        ];
+        for (found, records, words) in cases {
+            let e = at_open(&marked, found, records).unwrap_err();
+            let msg = e.to_string();
+            assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+            assert!(msg.contains(words) && msg.contains("idemkv import"), "{msg}");
+        }
+    }
+}
