@@ -99,20 +99,6 @@ mod tests {
     fn documented_example() {
         let m = Marker { dir_id: 7, applied_seq: 42, records: 3 };
         let hex: String = encode(&m).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            format!(
-                "4944454d4b56534d{}{}{}{}{}",
-                "01000000",
-                "07000000",
-                "2a00000000000000",
-                "0300000000000000",
-                hex_crc(&encode(&m))
-            )
-        );
-    }
-
-    fn hex_crc(b: &[u8; LEN]) -> String {
-        b[CRC_OFFSET..].iter().map(|b| format!("{b:02x}")).collect()
+        assert_eq!(hex, "4944454d4b56534d01000000070000002a000000000000000300000000000000866e2d09");
     }
 }

@@ -101,8 +101,12 @@ pub(crate) fn decode(b: &[u8]) -> Result<Meta> {
             b.len()
         )));
     }
+    let flags = if version >= 3 { u32_at(b, FLAGS_OFFSET) } else { 0 };
+    if flags & !FLAG_SLED_MARKED != 0 {
+        return Err(corrupt(&format!("unknown META flags {flags:#x}")));
+    }
     Ok(Meta {
-        flags: if version >= 3 { u32_at(b, FLAGS_OFFSET) } else { 0 },
+        flags,
         dir_id: u32_at(b, DIR_ID_OFFSET),
         boot: u64_at(b, BOOT_OFFSET),
         token_ceiling: u64_at(b, TOKEN_CEILING_OFFSET),
