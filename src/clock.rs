@@ -38,11 +38,18 @@ pub type Millis = u64;
 /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
 pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
 
+/// The latest time a store works with: `u64::MAX` minus twice
+/// [`MAX_DURATION`] (in milliseconds) minus one. A store reads a later clock
+/// as this instant (time stops there), so that `now + lease + retention`
+/// always fits and no lease or retention is cut short by saturation.
+pub(crate) const LATEST_MILLIS: Millis = u64::MAX - 2 * (MAX_DURATION.as_secs() * 1000) - 1;
+
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 ///
 /// Implementations must be cheap: the store reads the clock on every call.
-/// Any value is accepted, up to `u64::MAX`: deadlines computed from it
-/// saturate instead of overflowing.
+/// Any value is accepted, up to `u64::MAX`; a store treats readings within
+/// 200 years of `u64::MAX` ms (half a billion years from now) as that
+/// point, so every deadline it computes stays representable.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current time in milliseconds since the Unix epoch.
     fn now_millis(&self) -> Millis;
@@ -112,6 +119,16 @@ pub fn to_system_time(ms: Millis) -> SystemTime {
             return t;
         }
         ms /= 2;
+    }
+}
+
+/// A clock whose readings stop at [`LATEST_MILLIS`]: what a store reads.
+#[derive(Debug)]
+pub(crate) struct Capped<C>(pub C);
+
+impl<C: Clock> Clock for Capped<C> {
+    fn now_millis(&self) -> Millis {
+        self.0.now_millis().min(LATEST_MILLIS)
     }
 }
 

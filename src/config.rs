@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock, check_duration, duration_ms};
+use crate::clock::{Capped, Clock, SystemClock, check_duration, duration_ms};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -335,9 +335,12 @@ impl Config {
         self
     }
 
-    /// The time source (a [`MockClock`](crate::MockClock) in tests).
+    /// The time source (a [`MockClock`](crate::MockClock) in tests). Any
+    /// reading is accepted; the store takes one within 200 years of
+    /// `u64::MAX` ms as that point (time stops there), so that no deadline
+    /// overflows or is cut short.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Arc::new(Capped(clock));
         self
     }
 
