@@ -98,7 +98,7 @@ fn tokens_strictly_increase_across_reopens_after_an_import_at_the_limit() -> Tes
     let mut last = MAX_IMPORTED_TOKEN;
     for round in 0..4 {
         for i in 0..3 {
-            let t = acquire(&store, &key(&format!("r{round}-{i}")), None)?.token();
+            let t = acquire(&store, &key(format!("r{round}-{i}")), None)?.token();
             assert!(t > last, "round {round}: token {t} after {last}");
             last = t;
         }
