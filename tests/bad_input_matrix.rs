@@ -132,6 +132,17 @@ fn empty_and_oversized_namespaces_are_invalid_keys() -> TestResult {
         invalid_key,
         &["namespace is empty"],
     );
+    // `list` of a namespace no key can have is refused too: a 300-byte name
+    // must not wrap its length byte and list namespace "n" x 44 instead.
+    let store = Store::open(dir.path())?;
+    let alias = Key::new(&"n".repeat(44), "n".repeat(256))?;
+    let lease = acquire(&store, &alias, None)?;
+    store.complete(&lease, b"other namespace")?;
+    refused(store.list(Some(&"n".repeat(300)), None, 10), invalid_key, &["namespace is 300 bytes"]);
+    refused(store.list(Some(&long), None, 10), invalid_key, &["limit is 64"]);
+    refused(store.list(Some(""), None, 10), invalid_key, &["namespace is empty"]);
+    assert_eq!(store.list(Some(&"n".repeat(44)), None, 10)?.len(), 1);
+    store.close()?;
     Ok(())
 }
 

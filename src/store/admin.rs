@@ -79,6 +79,8 @@ impl Store {
     /// Up to `limit` live records in key order, optionally in one namespace,
     /// starting after `after` (pass the last key of the previous page).
     /// A snapshot as of the call: changes made meanwhile may or may not show.
+    /// Fails with [`Error::InvalidKey`] for a namespace no key can have
+    /// (empty or longer than `MAX_NAMESPACE_LEN`).
     pub fn list(
         &self,
         namespace: Option<&str>,
@@ -89,7 +91,10 @@ impl Store {
         self.catch_up()?;
         let prefix = match namespace {
             Some(ns) => {
-                let mut p = vec![ns.len() as u8];
+                // A name over 255 bytes would wrap the length byte and list
+                // another namespace: refuse what no key can have.
+                crate::key::validate_namespace_name(ns)?;
+                let mut p = vec![u8::try_from(ns.len()).unwrap_or(u8::MAX)];
                 p.extend_from_slice(ns.as_bytes());
                 p
             }
