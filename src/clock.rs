@@ -143,8 +143,9 @@ pub(crate) fn ceil_ms(d: Duration) -> u64 {
 
 /// Checks `d` against the duration rule (module docs): refuses zero and
 /// anything above [`MAX_DURATION`]. `what` names the value in the error
-/// ("default policy: the lease"). Returns `d` unchanged.
-pub(crate) fn check_duration(what: &str, d: Duration) -> Result<Duration> {
+/// ("default policy: the lease"); it is formatted only on error, so the claim
+/// path allocates nothing. Returns `d` unchanged.
+pub(crate) fn check_duration(what: &dyn fmt::Display, d: Duration) -> Result<Duration> {
     if d.is_zero() {
         return Err(Error::config(format!("{what} must be longer than zero")));
     }
@@ -160,7 +161,7 @@ pub(crate) fn check_duration(what: &str, d: Duration) -> Result<Duration> {
 /// The duration rule for values the store keeps in milliseconds: checked by
 /// [`check_duration`], then rounded up to whole milliseconds (1 ..= the
 /// milliseconds of [`MAX_DURATION`]).
-pub(crate) fn duration_ms(what: &str, d: Duration) -> Result<u64> {
+pub(crate) fn duration_ms(what: &dyn fmt::Display, d: Duration) -> Result<u64> {
     check_duration(what, d).map(ceil_ms)
 }
 
@@ -181,9 +182,9 @@ mod tests {
         assert_eq!(ceil_ms(Duration::from_millis(1)), 1);
         assert_eq!(ceil_ms(Duration::from_micros(1_200)), 2);
         assert_eq!(ceil_ms(Duration::MAX), u64::MAX);
-        assert!(duration_ms("x", Duration::ZERO).is_err());
-        assert!(duration_ms("x", MAX_DURATION + Duration::from_nanos(1)).is_err());
-        assert_eq!(duration_ms("x", MAX_DURATION).unwrap(), 36_525 * 86_400_000);
+        assert!(duration_ms(&"x", Duration::ZERO).is_err());
+        assert!(duration_ms(&"x", MAX_DURATION + Duration::from_nanos(1)).is_err());
+        assert_eq!(duration_ms(&"x", MAX_DURATION).unwrap(), 36_525 * 86_400_000);
     }
 
     #[test]

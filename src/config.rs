@@ -134,15 +134,15 @@ impl Policy {
         lease: Duration,
         retention: Duration,
     ) -> Result<(u64, u64)> {
-        let lease_ms = duration_ms(&format!("{what}: the lease"), lease)?;
-        let retention_ms = duration_ms(&format!("{what}: the retention"), retention)?;
+        let lease_ms = duration_ms(&format_args!("{what}: the lease"), lease)?;
+        let retention_ms = duration_ms(&format_args!("{what}: the retention"), retention)?;
         if lease_ms > retention_ms {
             return Err(Error::config(format!(
                 "{what}: the lease ({lease:?}) is longer than the retention ({retention:?})"
             )));
         }
         if let Some(h) = self.retry_horizon {
-            let h_ms = duration_ms(&format!("{what}: the retry horizon"), h)?;
+            let h_ms = duration_ms(&format_args!("{what}: the retry horizon"), h)?;
             if retention_ms < h_ms {
                 return Err(Error::config(format!(
                     "{what}: retention {retention:?} is shorter than the declared retry horizon \
@@ -372,13 +372,13 @@ impl Config {
             )));
         }
         if let Durability::Buffered { max_delay } = self.durability {
-            check_duration("Buffered max_delay", max_delay)?;
+            check_duration(&"Buffered max_delay", max_delay)?;
         }
         if let Some(every) = self.sweep_interval {
-            duration_ms("sweep_interval", every)?;
+            duration_ms(&"sweep_interval", every)?;
         }
         if let Some(every) = self.checkpoint_interval {
-            duration_ms("checkpoint_interval", every)?;
+            duration_ms(&"checkpoint_interval", every)?;
         }
         if self.sweep_batch == 0 || self.sweep_batch > MAX_SWEEP_BATCH {
             return Err(Error::config(format!(

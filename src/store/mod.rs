@@ -348,7 +348,7 @@ impl Store {
     /// [`MAX_DURATION`](crate::MAX_DURATION), nor longer than the retention
     /// the key was claimed with (`Error::InvalidConfig`, nothing changed).
     pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
-        let by_ms = duration_ms("extend: the lease", by)?;
+        let by_ms = duration_ms(&"extend: the lease", by)?;
         let held = &*lease;
         let r = self.transition(held, Counter::Extensions, |cur, now| {
             // An expired record is absent here too: that is a stale lease below.
