@@ -7,12 +7,36 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Capped, Clock, SystemClock, check_duration, duration_ms};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// Hard ceiling for `max_response_bytes`: one record must fit a journal frame.
 pub const MAX_RESPONSE_LIMIT: usize = 64 << 20;
+
+/// Smallest `Config::sled_cache_bytes` accepted: sled refuses (panics on)
+/// less than 256 bytes.
+pub const MIN_SLED_CACHE_BYTES: u64 = 256;
+
+/// Smallest `Config::segment_bytes` accepted.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
+
+/// Largest `Config::segment_bytes` accepted (1 GiB): recovery reads a whole
+/// segment into memory, and only whole segments are deleted at checkpoints.
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+
+/// Largest `Config::sweep_batch` accepted: one sweeper step holds this many
+/// expiry groups in memory.
+pub const MAX_SWEEP_BATCH: usize = 1 << 20;
+
+/// The highest fencing token a store issues (2^64 − 2). A claim after it was
+/// reached fails with [`Error::TokenSpaceExhausted`]; tokens never wrap.
+pub const MAX_TOKEN: u64 = u64::MAX - 1;
+
+/// The highest fencing token [`Store::import`] accepts in a record (2^63),
+/// so that an import never uses up the token space: at least 2^63 − 2 tokens
+/// remain above it.
+pub const MAX_IMPORTED_TOKEN: u64 = 1 << 63;
 
 /// When a state transition is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +50,23 @@ pub enum Durability {
     /// handed to the OS (microseconds of work); a power loss loses up to
     /// `max_delay` of acknowledged transitions.
     Buffered {
-        /// The longest an acknowledged transition waits for its fsync.
+        /// The longest an acknowledged transition waits for its fsync;
+        /// honoured to the nanosecond (monotonic clock). Zero and anything
+        /// longer than [`MAX_DURATION`](crate::MAX_DURATION) are refused at
+        /// open with [`Error::InvalidConfig`].
         max_delay: Duration,
     },
 }
 
 /// Retention and lease rules for one namespace (or the default for all).
+///
+/// # Durations
+/// Every duration is checked when the store opens (and per call for
+/// [`ClaimOptions`](crate::ClaimOptions)): zero and anything longer than
+/// [`MAX_DURATION`](crate::MAX_DURATION) (100 years) are refused with
+/// [`Error::InvalidConfig`]; the rest are rounded UP to the next whole
+/// millisecond, the store's resolution (500 µs is 1 ms, 1.2 ms is 2 ms), so
+/// a lease never ends early and a retention never drops a key early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     lease: Duration,
@@ -52,13 +87,15 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// How long a claim is held before another claimer may take it over.
+    /// How long a claim is held before another claimer may take it over
+    /// (rounded up to whole milliseconds; 1 ms ..= `MAX_DURATION`).
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
-    /// How long a finished record is kept, counted from completion.
+    /// How long a finished record is kept, counted from completion (rounded
+    /// up to whole milliseconds; 1 ms ..= `MAX_DURATION`).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
@@ -66,7 +103,8 @@ impl Policy {
 
     /// The sender's retry window. Retention (default and per call) may not
     /// be shorter: a key that expires while the sender still retries would
-    /// silently run the side effect again.
+    /// silently run the side effect again. Rounded up to whole milliseconds;
+    /// 1 ms ..= `MAX_DURATION` (omit it to declare none).
     pub fn retry_horizon(mut self, horizon: Duration) -> Self {
         self.retry_horizon = Some(horizon);
         self
@@ -87,33 +125,45 @@ impl Policy {
         self.retry_horizon
     }
 
-    /// Checks a lease and retention against this policy's horizon.
-    pub(crate) fn check(&self, what: &str, lease: Duration, retention: Duration) -> Result<()> {
-        if lease.is_zero() {
-            return Err(Error::config(format!("{what}: the lease must be longer than zero")));
-        }
-        if retention.is_zero() {
-            return Err(Error::config(format!("{what}: the retention must be longer than zero")));
-        }
-        if lease > retention {
+    /// Checks a lease and retention (this policy's or a call's) against the
+    /// duration rule and this policy's horizon; returns them in whole
+    /// milliseconds, rounded up. `what` names their source in errors.
+    pub(crate) fn check(
+        &self,
+        what: &str,
+        lease: Duration,
+        retention: Duration,
+    ) -> Result<(u64, u64)> {
+        let lease_ms = duration_ms(&format_args!("{what}: the lease"), lease)?;
+        let retention_ms = duration_ms(&format_args!("{what}: the retention"), retention)?;
+        if lease_ms > retention_ms {
             return Err(Error::config(format!(
                 "{what}: the lease ({lease:?}) is longer than the retention ({retention:?})"
             )));
         }
-        if let Some(h) = self.retry_horizon
-            && retention < h
-        {
-            return Err(Error::config(format!(
-                "{what}: retention {retention:?} is shorter than the declared retry horizon \
-                 {h:?}; keys would expire while the sender still retries and the side \
-                 effect would run again — raise the retention to at least the horizon"
-            )));
+        if let Some(h) = self.retry_horizon {
+            let h_ms = duration_ms(&format_args!("{what}: the retry horizon"), h)?;
+            if retention_ms < h_ms {
+                return Err(Error::config(format!(
+                    "{what}: retention {retention:?} is shorter than the declared retry horizon \
+                     {h:?}; keys would expire while the sender still retries and the side \
+                     effect would run again — raise the retention to at least the horizon"
+                )));
+            }
         }
-        Ok(())
+        Ok((lease_ms, retention_ms))
     }
 }
 
 /// How to open a store. Build with the setters, then [`Config::open`].
+///
+/// The setters only record values; [`Config::open`] checks every one of them
+/// and refuses a bad one with [`Error::InvalidConfig`] naming the value and
+/// the accepted range, before anything is created or changed on disk.
+/// Durations follow the rule on [`Policy`]: zero and anything above
+/// [`MAX_DURATION`](crate::MAX_DURATION) are refused, the store rounds the
+/// rest up to whole milliseconds (except `Buffered { max_delay }`, which is
+/// exact).
 ///
 /// ```
 /// use std::time::Duration;
@@ -190,11 +240,15 @@ impl Config {
     }
 
     /// Opens (or creates) the store in `path` with this configuration.
+    ///
+    /// Blocks while it replays the journal. Fails with
+    /// [`Error::InvalidConfig`] if a value is out of range (nothing on disk
+    /// is touched then), and otherwise as [`Store::open_with`].
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path, self)
     }
 
-    /// Number of lock stripes; a power of two from 1 to 4096.
+    /// Number of lock stripes; a power of two from 1 to 4096 (checked at open).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards;
         self
@@ -212,7 +266,8 @@ impl Config {
         self
     }
 
-    /// The policy of one namespace.
+    /// The policy of one namespace. The name is checked at open (as a key's
+    /// namespace: 1 to `MAX_NAMESPACE_LEN` bytes).
     pub fn namespace(mut self, namespace: &str, policy: Policy) -> Self {
         self.namespaces.insert(namespace.to_string(), policy);
         self
@@ -224,13 +279,17 @@ impl Config {
         self
     }
 
-    /// Memory budget of the in-memory record cache, across all shards.
+    /// Memory budget of the in-memory record cache, across all shards (each
+    /// shard gets `bytes / shards`). Any value is accepted; 0, or a share
+    /// smaller than one record, turns the cache off (every read past the
+    /// pending writes goes to sled).
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
         self
     }
 
-    /// sled's own page cache size.
+    /// sled's own page cache size: at least [`MIN_SLED_CACHE_BYTES`] (256,
+    /// sled's minimum); sled itself caps it at the process's memory limit.
     pub fn sled_cache_bytes(mut self, bytes: u64) -> Self {
         self.sled_cache_bytes = bytes;
         self
@@ -238,13 +297,16 @@ impl Config {
 
     /// How often the background sweeper runs; `None` turns it off
     /// (expired records stay invisible; call [`Store::sweep`] yourself).
+    /// Rounded up to whole milliseconds; zero and anything above
+    /// [`MAX_DURATION`](crate::MAX_DURATION) are refused at open.
     pub fn sweep_interval(mut self, every: Option<Duration>) -> Self {
         self.sweep_interval = every;
         self
     }
 
     /// Expired records removed per sweeper step (each step takes each shard
-    /// lock briefly, so claims never wait for a whole sweep).
+    /// lock briefly, so claims never wait for a whole sweep): 1 to
+    /// [`MAX_SWEEP_BATCH`].
     pub fn sweep_batch(mut self, n: usize) -> Self {
         self.sweep_batch = n;
         self
@@ -252,26 +314,33 @@ impl Config {
 
     /// How often sled is made durable and the journal truncated; `None`
     /// checkpoints only when the journal passes `checkpoint_bytes`, and at close.
+    /// Rounded up to whole milliseconds; zero and anything above
+    /// [`MAX_DURATION`](crate::MAX_DURATION) are refused at open.
     pub fn checkpoint_interval(mut self, every: Option<Duration>) -> Self {
         self.checkpoint_interval = every;
         self
     }
 
-    /// Journal bytes after which a checkpoint runs regardless of the interval.
+    /// Journal bytes after which a checkpoint runs regardless of the
+    /// interval: at least 1 (`u64::MAX`: never by size).
     pub fn checkpoint_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_bytes = bytes;
         self
     }
 
-    /// Size at which the journal starts a new segment file.
+    /// Size at which the journal starts a new segment file:
+    /// [`MIN_SEGMENT_BYTES`] (4 KiB) to [`MAX_SEGMENT_BYTES`] (1 GiB).
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self
     }
 
-    /// The time source (a [`MockClock`](crate::MockClock) in tests).
+    /// The time source (a [`MockClock`](crate::MockClock) in tests). Any
+    /// reading is accepted; the store takes one within 200 years of
+    /// `u64::MAX` ms as that point (time stops there), so that no deadline
+    /// overflows or is cut short.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Arc::new(Capped(clock));
         self
     }
 
@@ -287,7 +356,8 @@ impl Config {
         self.namespaces.get(namespace).unwrap_or(&self.default_policy)
     }
 
-    /// Checks every value; called by `open`.
+    /// Checks every value; called by `open`. Nothing is passed to sled or
+    /// the record cache unchecked.
     pub(crate) fn validate(&self) -> Result<()> {
         if !self.shards.is_power_of_two() || self.shards > 4096 {
             return Err(Error::config(format!(
@@ -301,16 +371,38 @@ impl Config {
                 self.max_response_bytes
             )));
         }
-        if let Durability::Buffered { max_delay } = self.durability
-            && max_delay.is_zero()
-        {
-            return Err(Error::config("Buffered max_delay must be longer than zero"));
+        if let Durability::Buffered { max_delay } = self.durability {
+            check_duration(&"Buffered max_delay", max_delay)?;
         }
-        if self.sweep_batch == 0 {
-            return Err(Error::config("sweep_batch must be at least 1"));
+        if let Some(every) = self.sweep_interval {
+            duration_ms(&"sweep_interval", every)?;
         }
-        if self.segment_bytes < 4096 {
-            return Err(Error::config("segment_bytes must be at least 4096"));
+        if let Some(every) = self.checkpoint_interval {
+            duration_ms(&"checkpoint_interval", every)?;
+        }
+        if self.sweep_batch == 0 || self.sweep_batch > MAX_SWEEP_BATCH {
+            return Err(Error::config(format!(
+                "sweep_batch must be from 1 to {MAX_SWEEP_BATCH}, not {}",
+                self.sweep_batch
+            )));
+        }
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return Err(Error::config(format!(
+                "segment_bytes must be at least {MIN_SEGMENT_BYTES} and at most \
+                 {MAX_SEGMENT_BYTES}, not {}",
+                self.segment_bytes
+            )));
+        }
+        if self.checkpoint_bytes == 0 {
+            return Err(Error::config(
+                "checkpoint_bytes must be at least 1 (u64::MAX checkpoints never by size)",
+            ));
+        }
+        if self.sled_cache_bytes < MIN_SLED_CACHE_BYTES {
+            return Err(Error::config(format!(
+                "sled_cache_bytes must be at least {MIN_SLED_CACHE_BYTES}, not {}",
+                self.sled_cache_bytes
+            )));
         }
         let p = &self.default_policy;
         p.check("default policy", p.lease, p.retention)?;

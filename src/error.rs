@@ -108,6 +108,16 @@ pub enum Error {
     },
     /// The store was closed.
     Closed,
+    /// A fencing token beyond the token space: a claim after the store
+    /// issued [`MAX_TOKEN`](crate::MAX_TOKEN), or an import of a record whose
+    /// token is above [`MAX_IMPORTED_TOKEN`](crate::MAX_IMPORTED_TOKEN).
+    /// Tokens never wrap; nothing was changed.
+    TokenSpaceExhausted {
+        /// The token that could not be issued or accepted.
+        token: u64,
+        /// The highest token allowed there.
+        limit: u64,
+    },
 }
 
 impl Error {
@@ -184,6 +194,13 @@ impl fmt::Display for Error {
                  from the journal"
             ),
             Error::Closed => write!(f, "the store is closed"),
+            Error::TokenSpaceExhausted { token, limit } => write!(
+                f,
+                "fencing token {token} is above the limit of {limit}: tokens must strictly \
+                 increase and would wrap; nothing was changed — an imported record may carry \
+                 a token up to MAX_IMPORTED_TOKEN, and a store that issued MAX_TOKEN must be \
+                 replaced by a new one"
+            ),
         }
     }
 }

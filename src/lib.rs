@@ -63,8 +63,11 @@ mod store;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use clock::{Clock, Millis, MockClock, SystemClock, to_system_time};
-pub use config::{Config, Durability, MAX_RESPONSE_LIMIT, Policy};
+pub use clock::{Clock, MAX_DURATION, Millis, MockClock, SystemClock, to_system_time};
+pub use config::{
+    Config, Durability, MAX_IMPORTED_TOKEN, MAX_RESPONSE_LIMIT, MAX_SEGMENT_BYTES, MAX_SWEEP_BATCH,
+    MAX_TOKEN, MIN_SEGMENT_BYTES, MIN_SLED_CACHE_BYTES, Policy,
+};
 pub use error::{Error, Result, StaleReason};
 pub use fingerprint::Fingerprint;
 pub use key::{Key, MAX_ID_LEN, MAX_NAMESPACE_LEN};

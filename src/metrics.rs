@@ -84,13 +84,16 @@ impl Histogram {
     pub fn record(&self, v: u64) {
         self.buckets[bucket_of(v)].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(v, Ordering::Relaxed);
+        // Saturating: a sample near u64::MAX (a clock jump) must not wrap the sum.
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some(s.saturating_add(v)));
         self.max.fetch_max(v, Ordering::Relaxed);
     }
 
     pub fn summary(&self) -> Latency {
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-        let count: u64 = counts.iter().sum();
+        let count: u64 = counts.iter().fold(0, |a, &c| a.saturating_add(c));
         let at = |q: f64| {
             if count == 0 {
                 return 0;
@@ -98,7 +101,7 @@ impl Histogram {
             let rank = ((count as f64 * q).ceil() as u64).clamp(1, count);
             let mut seen = 0;
             for (i, c) in counts.iter().enumerate() {
-                seen += c;
+                seen = c.saturating_add(seen);
                 if seen >= rank {
                     return bucket_high(i);
                 }
@@ -159,7 +162,8 @@ impl ShardCounters {
 
     #[inline]
     pub fn add(&mut self, namespace: &[u8], c: Counter) {
-        self.slot(namespace)[c as usize] += 1;
+        let n = &mut self.slot(namespace)[c as usize];
+        *n = n.saturating_add(1);
     }
 
     /// Adds this shard's counts into `into`.
@@ -168,7 +172,7 @@ impl ShardCounters {
             let ns = String::from_utf8_lossy(ns).into_owned();
             let total = into.entry(ns).or_insert([0; COUNTERS]);
             for (t, c) in total.iter_mut().zip(counts) {
-                *t += c;
+                *t = t.saturating_add(*c);
             }
         }
     }
@@ -220,7 +224,7 @@ impl Metrics {
         let mut base = self.base.lock();
         let total = base.entry(namespace.to_string()).or_insert([0; COUNTERS]);
         for (t, c) in total.iter_mut().zip(counts) {
-            *t += c;
+            *t = t.saturating_add(*c);
         }
     }
 
@@ -294,29 +298,31 @@ impl NamespaceStats {
     /// recomputes the duplicate rate. Latency summaries are left as they are:
     /// percentiles do not add.
     pub fn merge(&mut self, other: &NamespaceStats) {
-        self.claims += other.claims;
-        self.acquired += other.acquired;
-        self.replayed += other.replayed;
-        self.in_flight += other.in_flight;
-        self.mismatches += other.mismatches;
-        self.completions += other.completions;
-        self.failures_retryable += other.failures_retryable;
-        self.failures_terminal += other.failures_terminal;
-        self.releases += other.releases;
-        self.expirations += other.expirations;
-        self.orphans_recovered += other.orphans_recovered;
-        self.retries += other.retries;
-        self.stale_leases += other.stale_leases;
-        self.waits += other.waits;
-        self.removals += other.removals;
-        self.extensions += other.extensions;
-        let dups = self.replayed + self.in_flight + self.mismatches;
+        self.claims = self.claims.saturating_add(other.claims);
+        self.acquired = self.acquired.saturating_add(other.acquired);
+        self.replayed = self.replayed.saturating_add(other.replayed);
+        self.in_flight = self.in_flight.saturating_add(other.in_flight);
+        self.mismatches = self.mismatches.saturating_add(other.mismatches);
+        self.completions = self.completions.saturating_add(other.completions);
+        self.failures_retryable = self.failures_retryable.saturating_add(other.failures_retryable);
+        self.failures_terminal = self.failures_terminal.saturating_add(other.failures_terminal);
+        self.releases = self.releases.saturating_add(other.releases);
+        self.expirations = self.expirations.saturating_add(other.expirations);
+        self.orphans_recovered = self.orphans_recovered.saturating_add(other.orphans_recovered);
+        self.retries = self.retries.saturating_add(other.retries);
+        self.stale_leases = self.stale_leases.saturating_add(other.stale_leases);
+        self.waits = self.waits.saturating_add(other.waits);
+        self.removals = self.removals.saturating_add(other.removals);
+        self.extensions = self.extensions.saturating_add(other.extensions);
+        let dups = self.replayed.saturating_add(self.in_flight).saturating_add(self.mismatches);
         self.duplicate_rate = if self.claims == 0 { 0.0 } else { dups as f64 / self.claims as f64 };
     }
 
     fn of(counts: &[u64; COUNTERS], l: &NsLatency) -> NamespaceStats {
         let c = |k: Counter| counts[k as usize];
-        let dups = c(Counter::Replayed) + c(Counter::InFlight) + c(Counter::Mismatches);
+        let dups = c(Counter::Replayed)
+            .saturating_add(c(Counter::InFlight))
+            .saturating_add(c(Counter::Mismatches));
         NamespaceStats {
             claims: c(Counter::Claims),
             acquired: c(Counter::Acquired),
@@ -398,7 +404,7 @@ impl Stats {
                     let _ =
                         writeln!(out, "idemkv_{name}{{namespace=\"{ns}\",quantile=\"{q}\"}} {v}");
                 }
-                let sum = (l.mean * l.count) as f64 * scale;
+                let sum = l.mean.saturating_mul(l.count) as f64 * scale;
                 let _ = writeln!(out, "idemkv_{name}_sum{{namespace=\"{ns}\"}} {sum}");
                 let _ = writeln!(out, "idemkv_{name}_count{{namespace=\"{ns}\"}} {}", l.count);
             }

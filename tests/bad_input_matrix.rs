@@ -15,8 +15,8 @@ use std::time::Duration;
 use common::faults::{Fault, FaultyFs};
 use common::{Ack, ChildProc, TestResult, acquire, crc32, mock_clock, mock_config};
 use idemkv::{
-    Claim, ClaimOptions, Config, Durability, EntryState, Error, Failure, Key, MAX_ID_LEN,
-    MAX_NAMESPACE_LEN, MAX_RESPONSE_LIMIT, MockClock, Policy, StaleReason, Store,
+    Claim, ClaimOptions, Config, Durability, EntryState, Error, Failure, Key, MAX_DURATION,
+    MAX_ID_LEN, MAX_NAMESPACE_LEN, MAX_RESPONSE_LIMIT, MockClock, Policy, StaleReason, Store,
 };
 
 #[test]
@@ -132,6 +132,17 @@ fn empty_and_oversized_namespaces_are_invalid_keys() -> TestResult {
         invalid_key,
         &["namespace is empty"],
     );
+    // `list` of a namespace no key can have is refused too: a 300-byte name
+    // must not wrap its length byte and list namespace "n" x 44 instead.
+    let store = Store::open(dir.path())?;
+    let alias = Key::new(&"n".repeat(44), "n".repeat(256))?;
+    let lease = acquire(&store, &alias, None)?;
+    store.complete(&lease, b"other namespace")?;
+    refused(store.list(Some(&"n".repeat(300)), None, 10), invalid_key, &["namespace is 300 bytes"]);
+    refused(store.list(Some(&long), None, 10), invalid_key, &["limit is 64"]);
+    refused(store.list(Some(""), None, 10), invalid_key, &["namespace is empty"]);
+    assert_eq!(store.list(Some(&"n".repeat(44)), None, 10)?.len(), 1);
+    store.close()?;
     Ok(())
 }
 
@@ -284,38 +295,55 @@ fn zero_lease_and_zero_retention_are_invalid_config() -> TestResult {
 }
 
 #[test]
-fn absurd_durations_saturate_instead_of_overflowing() -> TestResult {
+fn absurd_durations_are_refused_and_the_longest_accepted_saturates() -> TestResult {
     let _serial = common::serial();
-    // Duration::MAX and u64::MAX milliseconds as lease and retention: the
-    // deadlines saturate at u64::MAX ms (the key lives "forever").
-    let huge = Policy::default().lease(Duration::MAX).retention(Duration::MAX);
+    // Duration::MAX and u64::MAX milliseconds are above MAX_DURATION (100
+    // years): refused with InvalidConfig naming the value and the limit,
+    // wherever a duration is taken.
+    let ms_max = Duration::from_millis(u64::MAX);
+    for absurd in [Duration::MAX, ms_max, MAX_DURATION + Duration::from_millis(1)] {
+        let dir = common::fast_tempdir()?;
+        let huge = Policy::default().lease(absurd).retention(absurd);
+        refused(
+            Config::new().default_policy(huge).open(dir.path()),
+            invalid_config,
+            &["lease", "MAX_DURATION", &format!("{absurd:?}")],
+        );
+        let (_d, store) = store_with_sentinel(Config::new())?;
+        let k = mkey("forever-per-call");
+        let opts = ClaimOptions::new().lease(Duration::from_secs(1)).retention(absurd);
+        refused(store.claim_with(&k, None, &opts), invalid_config, &["retention", "MAX_DURATION"]);
+        assert!(store.get(&k)?.is_none(), "a refused claim stores nothing");
+        let mut lease = acquire(&store, &k, None)?;
+        refused(store.extend(&mut lease, absurd), invalid_config, &["extend", "MAX_DURATION"]);
+        store.complete(&lease, b"ok")?;
+        still_there(&store)?;
+    }
+
+    // MAX_DURATION itself is accepted: "kept for a century", no overflow.
+    let huge = Policy::default().lease(MAX_DURATION).retention(MAX_DURATION);
     let (dir, store) = store_with_sentinel(Config::new().default_policy(huge))?;
     let k = mkey("forever");
     let mut lease = acquire(&store, &k, None)?;
     let _ = lease.deadline(); // representable, no panic
     match store.claim(&k, None)? {
-        Claim::InFlight { retry_after, .. } => assert!(retry_after > Duration::from_secs(1 << 40)),
+        Claim::InFlight { retry_after, .. } => assert!(retry_after > Duration::from_secs(1 << 31)),
         other => panic!("{other:?}"),
     }
-    store.extend(&mut lease, Duration::MAX)?;
+    store.extend(&mut lease, MAX_DURATION)?;
     store.complete(&lease, b"kept forever")?;
     let entry = store.get(&k)?.ok_or("record lost")?;
-    assert!(common::ms(entry.expires_at) > 1 << 60, "{entry:?}");
-    let ms_max = Duration::from_millis(u64::MAX);
-    let opts = ClaimOptions::new().lease(ms_max).retention(ms_max);
-    let k2 = mkey("forever-per-call");
-    let l2 = store.claim_with(&k2, None, &opts)?.into_lease().ok_or("not acquired")?;
-    store.fail(&l2, Failure::Terminal(b"no"))?;
+    assert!(common::ms(entry.expires_at) > 3_000_000_000_000, "{entry:?}");
     assert_eq!(store.sweep()?, 0);
     store.close()?;
     let store = Config::new().default_policy(huge).open(dir.path())?;
     assert!(matches!(store.claim(&k, None)?, Claim::Replay(r) if r.response() == b"kept forever"));
     store.close()?;
 
-    // A clock near the end of u64 milliseconds with the default policy.
+    // A clock near the end of u64 milliseconds: deadlines saturate.
     let clock = MockClock::new(u64::MAX - 1_000);
     let dir = common::fast_tempdir()?;
-    let store = mock_config(&clock).open(dir.path())?;
+    let store = mock_config(&clock).default_policy(huge).open(dir.path())?;
     plant(&store)?;
     let mut lease = acquire(&store, &k, None)?;
     assert!(matches!(store.claim(&k, None)?, Claim::InFlight { .. }));
@@ -324,11 +352,11 @@ fn absurd_durations_saturate_instead_of_overflowing() -> TestResult {
     clock.advance(Duration::from_millis(999));
     assert!(matches!(store.claim(&k, None)?, Claim::Replay(_)));
     still_there(&store)?;
-    // Extending past the key's retention is refused, however large.
+    // Extending past the key's retention is refused.
     let (_d, store) = store_with_sentinel(Config::new())?;
     let mut lease = acquire(&store, &k, None)?;
     refused(
-        store.extend(&mut lease, Duration::MAX),
+        store.extend(&mut lease, MAX_DURATION),
         invalid_config,
         &["longer than the key's retention"],
     );
@@ -355,9 +383,9 @@ fn wait_with_an_absurd_timeout_does_not_panic() -> TestResult {
 #[test]
 fn wait_on_a_saturated_lease_does_not_overflow() -> TestResult {
     let _serial = common::serial();
-    let clock = MockClock::new(0);
+    let clock = MockClock::new(u64::MAX - 10);
     let dir = common::fast_tempdir()?;
-    let huge = Policy::default().lease(Duration::MAX).retention(Duration::MAX);
+    let huge = Policy::default().lease(MAX_DURATION).retention(MAX_DURATION);
     let store = mock_config(&clock).default_policy(huge).open(dir.path())?;
     let k = mkey("held");
     let _lease = acquire(&store, &k, None)?;

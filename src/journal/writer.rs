@@ -179,9 +179,12 @@ impl Journal {
                     if !q.buf.is_empty() || q.shutdown || due || q.flush_requested {
                         break;
                     }
-                    match (mode, unsynced_since) {
-                        (Mode::Buffered(d), Some(t)) => {
-                            let _ = self.work.wait_until(&mut q, t + d);
+                    // `Config::validate` bounds `d` by MAX_DURATION; an
+                    // instant past the monotonic clock's range is no
+                    // deadline at all (woken by the next append or flush).
+                    match (mode, unsynced_since.and_then(|t| fsync_due(mode, t))) {
+                        (Mode::Buffered(_), Some(at)) => {
+                            let _ = self.work.wait_until(&mut q, at);
                         }
                         _ => self.work.wait(&mut q),
                     }
@@ -197,7 +200,8 @@ impl Journal {
                     self.fail(format!("journal write failed: {e}"));
                     return;
                 }
-                self.bytes_since_checkpoint.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+                self.bytes_since_checkpoint.fetch_add(len, Ordering::Relaxed);
                 buf.clear();
                 unsynced_since.get_or_insert_with(Instant::now);
             }
@@ -226,6 +230,15 @@ impl Journal {
                 return;
             }
         }
+    }
+}
+
+/// When entries unsynced since `since` must be fsynced in `Buffered` mode;
+/// `None` in `Durable` mode or when the instant is not representable.
+fn fsync_due(mode: Mode, since: Instant) -> Option<Instant> {
+    match mode {
+        Mode::Buffered(d) => since.checked_add(d),
+        Mode::Durable => None,
     }
 }
 
@@ -260,14 +273,15 @@ impl SegmentWriter {
     /// current segment is full.
     fn write(&mut self, buf: &[u8], first_seq: u64) -> std::io::Result<()> {
         let header = crate::format::entry::SEGMENT_HEADER_LEN as u64;
-        if self.size > header && self.size + buf.len() as u64 > self.max_size {
+        let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        if self.size > header && self.size.saturating_add(len) > self.max_size {
             self.file.sync_data()?;
             self.file = new_segment(&self.dir, self.fs.as_ref(), first_seq)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             self.size = header;
         }
         self.file.write_all(buf)?;
-        self.size += buf.len() as u64;
+        self.size = self.size.saturating_add(len);
         Ok(())
     }
 

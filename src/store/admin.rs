@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{Entry, Store};
+use crate::config::MAX_IMPORTED_TOKEN;
 use crate::core::{self, Record, State};
 use crate::error::{Error, Result};
 use crate::format::record;
@@ -78,6 +79,8 @@ impl Store {
     /// Up to `limit` live records in key order, optionally in one namespace,
     /// starting after `after` (pass the last key of the previous page).
     /// A snapshot as of the call: changes made meanwhile may or may not show.
+    /// Fails with [`Error::InvalidKey`] for a namespace no key can have
+    /// (empty or longer than `MAX_NAMESPACE_LEN`).
     pub fn list(
         &self,
         namespace: Option<&str>,
@@ -88,7 +91,10 @@ impl Store {
         self.catch_up()?;
         let prefix = match namespace {
             Some(ns) => {
-                let mut p = vec![ns.len() as u8];
+                // A name over 255 bytes would wrap the length byte and list
+                // another namespace: refuse what no key can have.
+                crate::key::validate_namespace_name(ns)?;
+                let mut p = vec![u8::try_from(ns.len()).unwrap_or(u8::MAX)];
                 p.extend_from_slice(ns.as_bytes());
                 p
             }
@@ -154,6 +160,11 @@ impl Store {
     /// through the journal like any transition. The record is validated
     /// (checksum, version) first; fencing tokens issued afterwards exceed the
     /// record's.
+    ///
+    /// Fails with [`Error::TokenSpaceExhausted`] (nothing changed) when the
+    /// record's fencing token is above [`MAX_IMPORTED_TOKEN`], which no store
+    /// issues before 2^63 claims: such a record would use up the token space.
+    /// Blocks until the record is durable in `Durable` mode.
     pub fn import(&self, exported: &ExportedRecord) -> Result<()> {
         let s = self.shared();
         s.check_writable()?;
@@ -169,8 +180,14 @@ impl Store {
             | State::Failed { token, .. } => token,
             State::Idle { last_token, .. } => last_token,
         };
-        s.next_token.fetch_max(token.saturating_add(1), Ordering::SeqCst);
-        s.secure_token(token.saturating_add(1))?;
+        // Refused before anything changes: a token near u64::MAX would leave
+        // no room for the strictly increasing tokens of later claims.
+        if token > MAX_IMPORTED_TOKEN {
+            return Err(Error::TokenSpaceExhausted { token, limit: MAX_IMPORTED_TOKEN });
+        }
+        // Bounded by MAX_IMPORTED_TOKEN + 1: neither can overflow.
+        s.next_token.fetch_max(token + 1, Ordering::SeqCst);
+        s.secure_token(token + 1)?;
         let raw = s.hashed(&key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];

@@ -181,6 +181,9 @@ fn count_expiry(counters: &mut crate::metrics::ShardCounters, raw: &[u8]) {
 }
 
 pub(crate) fn run_sweeper(shared: &Shared, every: Duration) {
+    // The duration rule: intervals are whole milliseconds, rounded up (so
+    // never a busy loop; `Config::validate` refused zero and > MAX_DURATION).
+    let every = crate::clock::ceil_to_ms(every);
     while !shared.sleep(every) {
         if shared.poison.is_set() {
             return;
@@ -198,7 +201,8 @@ pub(crate) fn run_sweeper(shared: &Shared, every: Duration) {
 }
 
 pub(crate) fn run_checkpointer(shared: &Shared) {
-    let every = shared.config.checkpoint_interval;
+    // Whole milliseconds, rounded up, like the sweeper's interval.
+    let every = shared.config.checkpoint_interval.map(crate::clock::ceil_to_ms);
     let tick = every.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
     let mut last = Instant::now();
     while !shared.sleep(tick) {

@@ -33,7 +33,7 @@ pub use crate::journal::RecoveryReport;
 pub use admin::ExportedRecord;
 pub use types::{Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, Replay};
 
-use crate::clock::millis;
+use crate::clock::duration_ms;
 use crate::config::Config;
 use crate::core::{self, ClaimDecision, ClaimParams, Record};
 use crate::error::{Error, Result, StaleReason};
@@ -148,7 +148,9 @@ impl Store {
     }
 
     /// Claims `key`, and while another holder has it in flight, waits for that
-    /// holder to finish — up to `timeout`. Returns `Replay` when the holder
+    /// holder to finish — up to `timeout`, measured on the monotonic clock and
+    /// honoured to the nanosecond (zero: do not wait; a timeout too long to
+    /// represent as an `Instant`, such as `Duration::MAX`: no limit). Returns `Replay` when the holder
     /// completes or fails terminally, `Acquired` when it releases, fails
     /// retryably or its lease runs out, and `InFlight` if the timeout passes
     /// first. Woken by the holder's transition (a per-shard condition
@@ -186,9 +188,8 @@ impl Store {
         let policy = s.config.policy(key.namespace());
         let lease = options.lease.unwrap_or(policy.lease_duration());
         let retention = options.retention.unwrap_or(policy.retention_duration());
-        if options.lease.is_some() || options.retention.is_some() {
-            policy.check("claim options", lease, retention)?;
-        }
+        // The duration rule (crate::clock): checked, rounded up to whole ms.
+        let (lease_ms, retention_ms) = policy.check("claim options", lease, retention)?;
         let raw = s.hashed(key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
@@ -200,28 +201,24 @@ impl Store {
         loop {
             let now = s.clock.now_millis();
             let (current, seen) = st.lookup(&raw, &s.storage)?;
-            let params = ClaimParams {
-                now,
-                boot: s.boot,
-                fingerprint,
-                lease_ms: millis(lease),
-                retention_ms: millis(retention),
-            };
+            let params = ClaimParams { now, boot: s.boot, fingerprint, lease_ms, retention_ms };
             let mut token = None;
             let decision = core::claim(current.as_deref(), &params, &mut || {
-                let t = s.next_token.fetch_add(1, Ordering::SeqCst);
+                // Never wraps: past MAX_TOKEN this is an error, returned below
+                // before anything is written.
+                let t = s.issue_token();
+                let shown = *t.as_ref().unwrap_or(&0);
                 token = Some(t);
-                t
+                shown
             });
             let (claim, wait_seq) = match decision {
                 ClaimDecision::Acquire { record, recovered } => {
-                    if let Some(t) = token {
-                        s.secure_token(t)?;
-                    }
+                    let token = token.ok_or_else(|| internal("acquired without a token"))??;
+                    s.secure_token(token)?;
                     let lease = Lease {
                         store: s.store_id,
                         key: key.clone(),
-                        token: token.unwrap_or_default(),
+                        token,
                         attempt: record.attempts,
                         deadline: lease_deadline(&record),
                         recovered,
@@ -257,7 +254,7 @@ impl Store {
             self.settle(wait_seq)?;
             audit(key, &claim, current.as_deref());
             if let Some(started) = started {
-                let ns = started.elapsed().as_nanos() as u64;
+                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 s.metrics.latency(key.namespace()).claim_ns.record(ns);
             }
             return Ok(claim);
@@ -361,22 +358,22 @@ impl Store {
     /// Moves the lease deadline to `now + by`, for side effects that take
     /// longer than the lease. Fenced like [`Store::complete`].
     ///
-    /// `by` may not be zero nor longer than the retention the key was claimed
-    /// with (`Error::InvalidConfig`, nothing changed).
+    /// `by` is rounded up to whole milliseconds (the duration rule of
+    /// [`Policy`](crate::Policy)). It may not be zero, longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION), nor longer than the retention
+    /// the key was claimed with (`Error::InvalidConfig`, nothing changed).
     pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
-        if by.is_zero() {
-            return Err(Error::config("extend: the lease must be longer than zero"));
-        }
+        let by_ms = duration_ms(&"extend: the lease", by)?;
         let held = &*lease;
         let r = self.transition(held, Counter::Extensions, |cur, now| {
             // An expired record is absent here too: that is a stale lease below.
-            if let Some(r) = core::live(cur, now).filter(|r| millis(by) > r.retention_ms) {
+            if let Some(r) = core::live(cur, now).filter(|r| by_ms > r.retention_ms) {
                 return Err(Error::config(format!(
                     "extend: the lease ({by:?}) is longer than the key's retention ({:?})",
                     Duration::from_millis(r.retention_ms)
                 )));
             }
-            stale(held, core::extend(cur, held.token, now, millis(by)))
+            stale(held, core::extend(cur, held.token, now, by_ms))
         })?;
         lease.deadline = lease_deadline(&r);
         Ok(())

@@ -204,7 +204,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         clock: config.clock.clone(),
         boot: next.boot,
         store_id: u64::from(next.dir_id) << 32 | (next.created_at & 0xffff_ffff),
-        next_token: AtomicU64::new(old.token_ceiling + 1),
+        // Saturating: a ceiling at u64::MAX leaves no token to issue, and
+        // claims then fail with TokenSpaceExhausted instead of wrapping.
+        next_token: AtomicU64::new(old.token_ceiling.saturating_add(1)),
         token_ceiling: AtomicU64::new(next.token_ceiling),
         meta: Mutex::new(meta),
         applied_seq: AtomicU64::new(next.checkpoint_seq),

@@ -12,7 +12,7 @@ use super::hashed::HashedKey;
 use super::meta::{MetaFile, TOKEN_BLOCK};
 use super::shard::Shard;
 use crate::clock::Clock;
-use crate::config::{Config, Durability};
+use crate::config::{Config, Durability, MAX_TOKEN};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, RecoveryReport, remove_segments_below};
 use crate::metrics::COUNTERS;
@@ -132,6 +132,17 @@ impl Shared {
             let _ = self.backlog_cv.wait_for(&mut g, Duration::from_millis(10));
         }
         Ok(())
+    }
+
+    /// The next fencing token. Tokens strictly increase and never wrap: once
+    /// [`MAX_TOKEN`] was issued (or the reopened ceiling lies beyond it), every
+    /// call fails with [`Error::TokenSpaceExhausted`] and the counter stays.
+    pub fn issue_token(&self) -> Result<u64> {
+        self.next_token
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (t <= MAX_TOKEN).then(|| t.saturating_add(1))
+            })
+            .map_err(|t| Error::TokenSpaceExhausted { token: t, limit: MAX_TOKEN })
     }
 
     /// Makes sure `token` is below the durable ceiling, raising it if needed.

@@ -177,6 +177,11 @@ pub enum Failure<'a> {
 }
 
 /// Per-call overrides of the namespace policy.
+///
+/// Checked at the claim by the duration rule of [`Policy`](crate::Policy):
+/// zero or longer than [`MAX_DURATION`](crate::MAX_DURATION) is
+/// `Error::InvalidConfig` (nothing stored); otherwise rounded up to whole
+/// milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClaimOptions {
     pub(crate) lease: Option<Duration>,
