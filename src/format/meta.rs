@@ -8,7 +8,8 @@
 //!  24   8 token_ceiling    u64, no fencing token above it has been issued
 //!  32   8 checkpoint_seq   u64, every journal entry <= it is durable in sled
 //!  40   8 created_at       u64 ms since the Unix epoch
-//!  48   4 flags            u32 (version 3): bit 0 = sled carries a marker
+//!  48   4 flags            u32 (version 3): bit 0 = sled carries a marker,
+//!                                   bit 1 = sled was found to have lost records
 //!  52   4 crc32            over bytes [0, 52)
 //! ```
 //! Versions 1 and 2 end after `created_at` with the crc32 at 48 (52 bytes);
@@ -41,6 +42,10 @@ pub(crate) const LEN: usize = CRC_OFFSET + 4;
 const LEN_V2: usize = FLAGS_OFFSET + 4;
 /// `flags` bit: sled carries a marker (`format::marker`) that open checks.
 pub(crate) const FLAG_SLED_MARKED: u32 = 1;
+/// `flags` bit: a count of sled's records disagreed with its marker; the
+/// store refuses to open until it is restored.
+pub(crate) const FLAG_SLED_LOST: u32 = 2;
+const KNOWN_FLAGS: u32 = FLAG_SLED_MARKED | FLAG_SLED_LOST;
 
 /// The decoded META file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,11 @@ impl Meta {
     /// Whether sled must carry a marker that matches this META.
     pub fn sled_marked(&self) -> bool {
         self.flags & FLAG_SLED_MARKED != 0
+    }
+
+    /// Whether a count of sled's records once disagreed with its marker.
+    pub fn sled_lost(&self) -> bool {
+        self.flags & FLAG_SLED_LOST != 0
     }
 }
 
@@ -102,7 +112,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<Meta> {
         )));
     }
     let flags = if version >= 3 { u32_at(b, FLAGS_OFFSET) } else { 0 };
-    if flags & !FLAG_SLED_MARKED != 0 {
+    if flags & !KNOWN_FLAGS != 0 {
         return Err(corrupt(&format!("unknown META flags {flags:#x}")));
     }
     Ok(Meta {

@@ -47,6 +47,10 @@ use crate::format::expiry::{self, GROUP_MAX};
 use crate::format::marker::{self, Marker};
 use crate::format::record;
 
+mod audit;
+
+pub(crate) use audit::Audited;
+
 const RECORD_PREFIX: u8 = b'r';
 const INDEX_PREFIX: u8 = b'x';
 const COUNTERS_PREFIX: u8 = b'm';
@@ -72,10 +76,11 @@ pub(crate) struct Storage {
     /// Tags of the expiry groups this process writes: `boot << 32` plus a
     /// counter, unique across processes because boot epochs are.
     next_tag: AtomicU64,
-    /// The marker as sled holds it, once open has checked sled and started
-    /// keeping it. Held while records change (and while `audit` counts them),
-    /// so a count taken under it is exact.
-    marker: Mutex<Option<Marker>>,
+    /// The marker as sled holds it (once open has checked sled and started
+    /// keeping it), and the audit under way. Held while records change.
+    marker: Mutex<audit::Tracked>,
+    /// One audit at a time.
+    auditing: Mutex<()>,
 }
 
 fn record_key(raw: &[u8]) -> Vec<u8> {
@@ -113,7 +118,8 @@ impl Storage {
                         db: RwLock::new(Some(db)),
                         dir: dir.to_path_buf(),
                         next_tag: AtomicU64::new(0),
-                        marker: Mutex::new(None),
+                        marker: Mutex::new(audit::Tracked::default()),
+                        auditing: Mutex::new(()),
                     });
                 }
                 Err(sled::Error::Io(e))
@@ -169,21 +175,19 @@ impl Storage {
             last.insert(&m.key[..], m);
         }
         let db = self.db()?;
-        let mut marker = self.marker.lock();
+        let mut tracked = self.marker.lock();
         let mut batch = sled::Batch::default();
         let mut expiring = Vec::new();
-        let mut records = marker.map(|m| m.records);
+        let mut records = tracked.marker.map(|m| m.records);
         for (key, m) in last {
             let k = record_key(key);
             if let Some(n) = records.as_mut() {
                 let existed = db
                     .contains_key(&k)
                     .map_err(|e| Error::storage("reading a record before applying", e))?;
-                *n = match (existed, m.put.is_some()) {
-                    (false, true) => n.saturating_add(1),
-                    (true, false) => n.saturating_sub(1),
-                    _ => *n,
-                };
+                let delta = i64::from(m.put.is_some()) - i64::from(existed);
+                *n = n.saturating_add_signed(delta);
+                tracked.note(key, delta);
             }
             match &m.put {
                 Some((bytes, expires_at)) => {
@@ -194,7 +198,7 @@ impl Storage {
             }
         }
         self.add_groups(&mut batch, &mut expiring);
-        let next = marker.zip(records).map(|(m, records)| Marker {
+        let next = tracked.marker.zip(records).map(|(m, records)| Marker {
             applied_seq: m.applied_seq.max(applied_seq),
             records,
             ..m
@@ -202,56 +206,9 @@ impl Storage {
         if let Some(next) = next {
             batch.insert(MARKER_KEY, &marker::encode(&next)[..]);
         }
-        db.apply_batch(batch).map_err(|e| Error::storage("applying journal entries", e))?;
-        if next.is_some() {
-            *marker = next;
-        }
-        Ok(())
-    }
-
-    /// The marker sled holds, if any (damaged: `Error::Corrupt`).
-    pub fn read_marker(&self) -> Result<Option<Marker>> {
-        let v = self.db()?.get(MARKER_KEY).map_err(|e| Error::storage("reading the marker", e))?;
-        v.map(|bytes| marker::decode(&bytes)).transpose()
-    }
-
-    /// Counts the records in sled (a scan of their keys).
-    pub fn count_records(&self) -> Result<u64> {
-        let mut n = 0u64;
-        for item in self.db()?.scan_prefix([RECORD_PREFIX]).keys() {
-            item.map_err(|e| Error::storage("counting records", e))?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Starts keeping the marker, from `m` (checked by the caller against
-    /// META and a count), and writes it now if sled's copy differs.
-    pub fn start_marking(&self, m: Marker) -> Result<()> {
-        let db = self.db()?;
-        let mut marker = self.marker.lock();
-        let stored = db.get(MARKER_KEY).map_err(|e| Error::storage("reading the marker", e))?;
-        if stored.as_deref() != Some(&marker::encode(&m)[..]) {
-            db.insert(MARKER_KEY, &marker::encode(&m)[..])
-                .map_err(|e| Error::storage("writing the marker", e))?;
-        }
-        *marker = Some(m);
-        Ok(())
-    }
-
-    /// Runs `scan` over every stored record (raw key, bytes), in key order,
-    /// while no batch can change them. Returns how many there were and the
-    /// marker of that moment, so the two are comparable.
-    pub fn audit(&self, mut scan: impl FnMut(&[u8], &[u8])) -> Result<(u64, Option<Marker>)> {
-        let db = self.db()?;
-        let marker = self.marker.lock();
-        let mut n = 0u64;
-        for item in db.scan_prefix([RECORD_PREFIX]) {
-            let (k, v) = item.map_err(|e| Error::storage("scanning records", e))?;
-            scan(&k[1..], &v);
-            n += 1;
-        }
-        Ok((n, *marker))
+        let applied = db.apply_batch(batch);
+        tracked.settle(next, applied.is_ok());
+        applied.map_err(|e| Error::storage("applying journal entries", e))
     }
 
     /// Adds to `batch` the expiry groups naming `expiring` (expiry, raw key).
@@ -351,21 +308,21 @@ impl Storage {
     #[doc(hidden)]
     pub fn put_raw_record(&self, raw: &[u8], bytes: &[u8]) -> Result<()> {
         let db = self.db()?;
-        let mut marker = self.marker.lock();
+        let mut tracked = self.marker.lock();
         let k = record_key(raw);
         let existed = db.contains_key(&k).map_err(|e| Error::storage("reading", e))?;
         let mut batch = sled::Batch::default();
         batch.insert(k, bytes);
+        let delta = i64::from(!existed);
         let next =
-            marker.map(|m| Marker { records: m.records.saturating_add(u64::from(!existed)), ..m });
+            tracked.marker.map(|m| Marker { records: m.records.saturating_add_signed(delta), ..m });
         if let Some(next) = next {
             batch.insert(MARKER_KEY, &marker::encode(&next)[..]);
+            tracked.note(raw, delta);
         }
-        db.apply_batch(batch).map_err(|e| Error::storage("writing", e))?;
-        if next.is_some() {
-            *marker = next;
-        }
-        Ok(())
+        let applied = db.apply_batch(batch);
+        tracked.settle(next, applied.is_ok());
+        applied.map_err(|e| Error::storage("writing", e))
     }
 
     /// Saves per-namespace counters (made durable by the next `sync`).

@@ -225,8 +225,19 @@ pub(crate) fn run_checkpointer(shared: &Shared) {
 /// whenever one holds more keys than it was sized for (deleted keys leave
 /// them only at a rebuild). Until the first build ends, misses read sled.
 pub(crate) fn run_filter(shared: &Shared) {
+    // Whatever the first build ends with, claims waiting for it go on (a
+    // loss it found has poisoned the store first).
+    struct EndAudit<'a>(&'a Shared);
+    impl Drop for EndAudit<'_> {
+        fn drop(&mut self) {
+            self.0.end_audit();
+        }
+    }
+    let mut first = Some(EndAudit(shared));
     loop {
-        match build_filters(shared) {
+        let built = build_filters(shared);
+        first.take();
+        match built {
             Ok(true) => {}
             Ok(false) | Err(crate::Error::Closed) => return, // stopping
             Err(e) => {
@@ -252,8 +263,6 @@ pub(crate) fn run_filter(shared: &Shared) {
 
 /// How often the filter thread checks whether a filter is over capacity.
 const FILTER_CHECK: Duration = Duration::from_millis(500);
-/// Keys per page of the filter's sled scan.
-const FILTER_PAGE: usize = 4096;
 
 /// Replaces every shard's filter by one built from the keys in sled now.
 /// Returns false if the store began stopping (nothing replaced).
@@ -297,22 +306,21 @@ pub(crate) fn build_filters(shared: &Shared) -> Result<bool> {
     scanned
 }
 
-/// Adds the hash of every record key in sled to its shard's list. Returns
-/// false if the store began stopping.
+/// Adds the hash of every record key in sled to its shard's list, counting
+/// the records against sled's marker (an audit: writes go on meanwhile).
+/// Returns false if the store began stopping. A count that disagrees with
+/// the marker means sled lost records: the store refuses to serve.
 fn scan_keys(shared: &Shared, hashes: &mut [Vec<u64>]) -> Result<bool> {
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        if *shared.stop.lock() {
-            return Ok(false);
-        }
-        let page = shared.storage.scan_records(&[], after.as_deref(), FILTER_PAGE)?;
-        for (raw, _) in &page {
-            let key = shared.hash_raw(raw.as_slice().into());
+    let audited = shared.storage.audit(
+        |raw, _| {
+            let key = shared.hash_raw(raw.into());
             hashes[shared.shard_of(&key)].push(key.hash);
-        }
-        if page.len() < FILTER_PAGE {
-            return Ok(true);
-        }
-        after = page.into_iter().next_back().map(|(raw, _)| raw);
+        },
+        || !*shared.stop.lock(),
+    )?;
+    match audited {
+        None => Ok(false),
+        Some(a) if a.matches() => Ok(true),
+        Some(a) => Err(shared.sled_lost(&a)),
     }
 }

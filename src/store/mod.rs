@@ -201,6 +201,14 @@ impl Store {
         loop {
             let now = s.clock.now_millis();
             let (current, seen) = st.lookup(&raw, &s.storage)?;
+            if current.is_none() && !s.audit_done() {
+                // Found nowhere, and sled's records are not counted yet
+                // since open: it may be a key sled lost. Wait for the count.
+                drop(st);
+                s.wait_audit()?;
+                st = shard.state.lock();
+                continue;
+            }
             let params = ClaimParams { now, boot: s.boot, fingerprint, lease_ms, retention_ms };
             let mut token = None;
             let decision = core::claim(current.as_deref(), &params, &mut || {
@@ -383,10 +391,23 @@ impl Store {
     pub fn get(&self, key: &Key) -> Result<Option<Entry>> {
         let s = self.shared();
         let raw = s.hashed(key);
-        let mut st = s.shards[s.shard_of(&raw)].state.lock();
-        let now = s.clock.now_millis();
-        let (current, seen) = st.lookup(&raw, &s.storage)?;
+        let shard = &s.shards[s.shard_of(&raw)];
+        let mut st = shard.state.lock();
+        let mut now = s.clock.now_millis();
+        let (mut current, mut seen) = st.lookup(&raw, &s.storage)?;
+        if current.is_none() && !s.audit_done() {
+            // As in `claim`: an absent key waits for sled's first count.
+            drop(st);
+            s.wait_audit()?;
+            st = shard.state.lock();
+            now = s.clock.now_millis();
+            (current, seen) = st.lookup(&raw, &s.storage)?;
+        }
         drop(st);
+        if current.is_none() && s.sled_damaged.load(Ordering::Acquire) {
+            // sled lost records: "absent" may be one of them.
+            s.poison.check()?;
+        }
         // Even an absent answer may rest on a pending delete: settle it.
         self.settle(seen)?;
         Ok(core::live(current.as_deref(), now)
@@ -460,20 +481,23 @@ impl Store {
         let mut report = VerifyReport::default();
         // Like `list` and `export`: see every transition made before the call.
         self.catch_up()?;
-        let (records, marker) = self.shared().storage.audit(|raw, bytes| {
-            if let Err(e) = crate::format::record::decode(raw, bytes) {
-                let reason = match e {
-                    Error::Corrupt { reason, .. } => reason,
-                    other => other.to_string(),
-                };
-                report.corrupt.push((raw.to_vec(), reason));
-            }
-        })?;
-        report.records = records;
-        report.expected_records = marker.map(|m| m.records);
-        if let Some(m) = marker.filter(|m| m.records != records) {
-            let what = sled_check::count_mismatch(m.records, records);
-            report.lost = Some(format!("{what}; {}", sled_check::RECOVERY));
+        let audited = self.shared().storage.audit(
+            |raw, bytes| {
+                if let Err(e) = crate::format::record::decode(raw, bytes) {
+                    let reason = match e {
+                        Error::Corrupt { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    report.corrupt.push((raw.to_vec(), reason));
+                }
+            },
+            || true,
+        )?;
+        let audited = audited.ok_or_else(|| internal("an audit without a stop ended early"))?;
+        report.records = audited.scanned;
+        report.expected_records = audited.expected;
+        if !audited.matches() {
+            report.lost = Some(self.shared().sled_lost(&audited).to_string());
         }
         Ok(report)
     }

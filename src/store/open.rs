@@ -116,7 +116,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         Storage::open(&sled_dir, config.sled_cache_bytes).map_err(sled_check::unreadable)?;
     storage.set_boot(old.boot + 1);
     // Does sled hold what META says it should? Refuse to serve if not.
-    let marker = sled_check::at_open(&old, storage.read_marker()?, storage.count_records()?)?;
+    let marker = sled_check::at_open(&old, storage.read_marker()?, || storage.count_records())?;
     storage.start_marking(marker)?;
 
     // Replay what the journal holds beyond the checkpoint: the newest
@@ -216,6 +216,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         recovery,
         metrics: crate::metrics::Metrics::default(),
         filter_build: Mutex::new(()),
+        audited: Mutex::new(false),
+        sled_damaged: AtomicBool::new(false),
+        audited_cv: Condvar::new(),
         backlog: Mutex::new(()),
         backlog_cv: Condvar::new(),
         config,

@@ -48,6 +48,14 @@ pub(crate) struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// Held while the key filters are being built.
     pub filter_build: Mutex<()>,
+    /// Set once the first audit of sled after open has ended (see
+    /// `background::run_filter`): until then a key found nowhere may be one
+    /// sled lost, so claims and reads of such keys wait for it.
+    pub audited: Mutex<bool>,
+    /// An audit found sled's records disagreeing with its marker: no absent
+    /// answer can be trusted any more.
+    pub sled_damaged: AtomicBool,
+    pub audited_cv: Condvar,
     /// Writers wait here while the applier is too far behind.
     pub backlog: Mutex<()>,
     pub backlog_cv: Condvar,
@@ -101,6 +109,29 @@ impl Shared {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
+    }
+
+    /// Whether the first audit of sled after open has ended.
+    pub fn audit_done(&self) -> bool {
+        *self.audited.lock()
+    }
+
+    /// Waits until the first audit of sled after open has ended (it may
+    /// find sled damaged and poison the store: then fails with that).
+    pub fn wait_audit(&self) -> Result<()> {
+        let mut done = self.audited.lock();
+        while !*done {
+            self.check_writable()?;
+            let _ = self.audited_cv.wait_for(&mut done, Duration::from_millis(50));
+        }
+        drop(done);
+        self.check_writable()
+    }
+
+    /// Marks the first audit after open as ended, waking whoever waits.
+    pub fn end_audit(&self) {
+        *self.audited.lock() = true;
+        self.audited_cv.notify_all();
     }
 
     /// Refuses writes after close or poisoning.
@@ -159,6 +190,28 @@ impl Shared {
             self.token_ceiling.store(m.token_ceiling, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// An audit found sled's records disagreeing with its marker: refuse to
+    /// serve from now on (poison), and record it in META so that the next
+    /// open refuses too. Returns the error that says what was lost.
+    pub fn sled_lost(&self, audited: &crate::storage::Audited) -> Error {
+        let what = super::sled_check::count_mismatch(
+            audited.expected.unwrap_or_default(),
+            audited.scanned,
+        );
+        let err = super::sled_check::lost(what);
+        tracing::error!(target: "idemkv", error = %err, "sled lost records");
+        self.poison.set(err.to_string());
+        self.sled_damaged.store(true, Ordering::Release);
+        let mut meta = self.meta.lock();
+        let mut m = meta.current;
+        m.flags |= crate::format::meta::FLAG_SLED_LOST;
+        if let Err(e) = meta.store(m) {
+            tracing::error!(target: "idemkv", error = %e, "recording the loss in META failed");
+        }
+        self.journal.wake_waiters();
+        err
     }
 
     /// Makes sled durable up to the applied sequence number, records it in

@@ -15,28 +15,50 @@ pub(crate) const RECOVERY: &str = "the store refuses to serve rather than forget
      move this directory aside, open a new store and `idemkv import` the last export; see \
      docs/RELIABILITY.md, \"Damaged or missing sled data\"";
 
-/// Checks sled at open. `found` is sled's marker, `records` a count of its
-/// records. Returns the marker to keep from now on.
+/// Checks sled at open. `found` is sled's marker; `count` counts sled's
+/// records (a scan of them all, so it is called only when needed). Returns
+/// the marker to keep from now on.
 ///
 /// A store whose META does not yet say that sled is marked (created by an
 /// older build, or its first open was interrupted) is not checked: its
-/// marker starts now, from the count.
-pub(crate) fn at_open(meta: &Meta, found: Option<Marker>, records: u64) -> Result<Marker> {
+/// marker starts now, from the count. Otherwise the marker must be there,
+/// be this store's and not be older than META's checkpoint; its record
+/// count is checked against sled by the audit that runs after open (see
+/// `background::build_filters`), which is too slow for open itself.
+pub(crate) fn at_open(
+    meta: &Meta,
+    found: Option<Marker>,
+    count: impl FnOnce() -> Result<u64>,
+) -> Result<Marker> {
+    if meta.sled_lost() {
+        return Err(lost(
+            "an earlier count of sled's records disagreed with its marker (sled's files are \
+             damaged) and the store has refused to serve since"
+                .into(),
+        ));
+    }
     if !meta.sled_marked() {
         let applied_seq = found.map_or(meta.checkpoint_seq, |m| m.applied_seq);
-        return Ok(Marker { dir_id: meta.dir_id, applied_seq, records });
+        return Ok(Marker { dir_id: meta.dir_id, applied_seq, records: count()? });
     }
     let lost = |what: String| Err(lost(what));
     let Some(m) = found else {
-        if meta.checkpoint_seq == 0 && records == 0 {
+        if meta.checkpoint_seq == 0 {
             // Never checkpointed: the journal still holds every entry, and
-            // sled (new, or deleted) is rebuilt from it.
-            return Ok(Marker { dir_id: meta.dir_id, applied_seq: 0, records });
+            // sled (new, or deleted) is rebuilt from it — unless sled holds
+            // records nobody counted.
+            let records = count()?;
+            if records == 0 {
+                return Ok(Marker { dir_id: meta.dir_id, applied_seq: 0, records });
+            }
+            return lost(format!(
+                "sled/ holds {records} record(s) but no marker: it is not this store's sled"
+            ));
         }
         return lost(format!(
-            "sled/ holds no marker and {records} record(s), but META says sled was checkpointed \
-             up to journal entry {}: sled's data was deleted or replaced, and every key completed \
-             before that checkpoint is missing",
+            "sled/ holds no marker, but META says sled was checkpointed up to journal entry {}: \
+             sled's data was deleted or replaced, and every key completed before that \
+             checkpoint is missing",
             meta.checkpoint_seq
         ));
     };
@@ -54,9 +76,6 @@ pub(crate) fn at_open(meta: &Meta, found: Option<Marker>, records: u64) -> Resul
              newest writes were lost); keys completed by the entries in between are missing",
             m.applied_seq, meta.checkpoint_seq
         ));
-    }
-    if m.records != records {
-        return lost(count_mismatch(m.records, records));
     }
     Ok(m)
 }
@@ -100,7 +119,7 @@ pub(crate) fn lost(what: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::meta::FLAG_SLED_MARKED;
+    use crate::format::meta::{FLAG_SLED_LOST, FLAG_SLED_MARKED};
 
     fn meta(flags: u32) -> Meta {
         Meta { dir_id: 5, boot: 2, token_ceiling: 1, checkpoint_seq: 100, created_at: 1, flags }
@@ -112,31 +131,41 @@ mod tests {
 
     #[test]
     fn an_unmarked_store_starts_its_marker_from_the_count() {
-        let m = at_open(&meta(0), None, 7).unwrap();
+        let m = at_open(&meta(0), None, || Ok(7)).unwrap();
         assert_eq!(m, marker(100, 7));
     }
 
     #[test]
     fn a_marked_store_refuses_every_kind_of_loss() {
         let marked = meta(FLAG_SLED_MARKED);
-        assert_eq!(at_open(&marked, Some(marker(100, 7)), 7).unwrap(), marker(100, 7));
-        assert_eq!(at_open(&marked, Some(marker(150, 7)), 7).unwrap(), marker(150, 7));
+        let uncounted = || -> Result<u64> { panic!("a marked store is not counted at open") };
+        assert_eq!(at_open(&marked, Some(marker(100, 7)), uncounted).unwrap(), marker(100, 7));
+        assert_eq!(at_open(&marked, Some(marker(150, 7)), uncounted).unwrap(), marker(150, 7));
         // Never checkpointed: the journal rebuilds a missing sled.
         let fresh = Meta { checkpoint_seq: 0, ..marked };
-        assert_eq!(at_open(&fresh, None, 0).unwrap(), marker(0, 0));
-        assert!(at_open(&fresh, None, 1).is_err(), "records without a marker");
+        assert_eq!(at_open(&fresh, None, || Ok(0)).unwrap(), marker(0, 0));
+        assert!(at_open(&fresh, None, || Ok(1)).is_err(), "records without a marker");
         let cases = [
-            (None, 0, "holds no marker"),
-            (Some(Marker { dir_id: 6, ..marker(100, 7) }), 7, "another store"),
-            (Some(marker(99, 7)), 7, "older than META"),
-            (Some(marker(100, 7)), 6, "1 record(s) were lost"),
-            (Some(marker(100, 7)), 8, "more than written"),
+            (marked, None, "holds no marker"),
+            (marked, Some(Marker { dir_id: 6, ..marker(100, 7) }), "another store"),
+            (marked, Some(marker(99, 7)), "older than META"),
+            (
+                Meta { flags: FLAG_SLED_MARKED | FLAG_SLED_LOST, ..marked },
+                Some(marker(100, 7)),
+                "earlier count",
+            ),
         ];
-        for (found, records, words) in cases {
-            let e = at_open(&marked, found, records).unwrap_err();
+        for (meta, found, words) in cases {
+            let e = at_open(&meta, found, || Ok(7)).unwrap_err();
             let msg = e.to_string();
             assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
             assert!(msg.contains(words) && msg.contains("idemkv import"), "{msg}");
         }
+    }
+
+    #[test]
+    fn count_mismatches_say_which_way() {
+        assert!(count_mismatch(7, 6).contains("1 record(s) were lost"));
+        assert!(count_mismatch(7, 8).contains("more than written"));
     }
 }
