@@ -189,7 +189,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         poison,
         clock: config.clock.clone(),
         boot: next.boot,
-        store_id: u64::from(next.dir_id) << 32 | (next.created_at & 0xffff_ffff),
+        // Drawn at random at each open: a copy of the directory, or this
+        // directory opened again, never accepts this open's leases.
+        store_id: RandomState::new().hash_one((next.dir_id, next.created_at, next.boot)) | 1,
         next_token: AtomicU64::new(old.token_ceiling + 1),
         token_ceiling: AtomicU64::new(next.token_ceiling),
         meta: Mutex::new(meta),
