@@ -153,7 +153,8 @@ fn non_utf8_ids_work() -> TestResult {
     let ids: [&[u8]; 3] = [&[0xff, 0xfe, 0x00], &[0xc3, 0x28], &[0x80; 1024]];
     for id in ids {
         let k = Key::new(NS, id)?;
-        assert!(k.to_string().starts_with("m:0x"), "shown as hex: {k}");
+        assert!(k.to_string().starts_with("m:%"), "non-UTF-8 bytes %-escaped: {k}");
+        assert_eq!(Key::parse(&k.to_string())?, k, "the text form reads back");
         let lease = acquire(&store, &k, None)?;
         store.complete(&lease, id)?;
     }
