@@ -25,7 +25,11 @@ pub enum StaleReason {
     Finished,
     /// The record is gone: removed by hand or expired.
     Missing,
-    /// The lease was issued by another store (another data directory).
+    /// The lease was not issued by this open store: it comes from another
+    /// data directory, from a copy of this directory (`cp -a`, a restored
+    /// backup), or from an earlier open of this same directory (a lease does
+    /// not survive close and reopen, nor a restart). Each open draws a
+    /// random identity that its leases carry; nothing was changed.
     OtherStore,
 }
 
@@ -106,7 +110,10 @@ pub enum Error {
         /// The first failure that poisoned the store.
         reason: String,
     },
-    /// The store was closed.
+    /// The store was closed (through this handle or another clone of it).
+    /// Every call except the accessors `config`, `recovery_report` and
+    /// `stats` returns this after `Store::close`; open the directory again
+    /// for a new handle.
     Closed,
     /// A fencing token beyond the token space: a claim after the store
     /// issued [`MAX_TOKEN`](crate::MAX_TOKEN), or an import of a record whose
@@ -117,6 +124,24 @@ pub enum Error {
         token: u64,
         /// The highest token allowed there.
         limit: u64,
+    },
+    /// [`Store::close`](crate::Store::close) stopped waiting for a step that
+    /// made no progress within its bound (in practice: sled stuck in its final
+    /// flush after the disk filled up). Everything acknowledged is in the
+    /// journal; what could be released was.
+    CloseTimedOut {
+        /// The steps that did not finish, and the failure that had poisoned
+        /// the store, if any.
+        what: String,
+        /// Whether the directory's LOCK was released (it is kept only while
+        /// the journal writer itself has not stopped).
+        lock_released: bool,
+    },
+    /// An internal invariant of idemkv broke: a bug in idemkv, not damage to
+    /// the store's data. Please report it, with `what`.
+    Internal {
+        /// Which invariant.
+        what: String,
     },
 }
 
@@ -193,7 +218,25 @@ impl fmt::Display for Error {
                 "store refuses writes after a fatal error ({reason}); reopen it to recover \
                  from the journal"
             ),
-            Error::Closed => write!(f, "the store is closed"),
+            Error::Closed => {
+                write!(f, "the store is closed; open the data directory again for a new handle")
+            }
+            Error::CloseTimedOut { what, lock_released } => write!(
+                f,
+                "closing the store gave up waiting for {what}; everything acknowledged is in the \
+                 journal, and {} — restart the process before opening this data directory \
+                 again (sled's files stay open in this process until it exits)",
+                if *lock_released {
+                    "the directory lock was released"
+                } else {
+                    "the directory lock is still held (the journal writer did not stop)"
+                }
+            ),
+            Error::Internal { what } => write!(
+                f,
+                "internal error: {what}; this is a bug in idemkv, not damage to the stored \
+                 data — please report it to the idemkv maintainers with this message"
+            ),
             Error::TokenSpaceExhausted { token, limit } => write!(
                 f,
                 "fencing token {token} is above the limit of {limit}: tokens must strictly \
@@ -218,4 +261,18 @@ impl std::error::Error for Error {
 /// Whether a `Corrupt` key names a part of the store rather than a record.
 fn is_store_part(key: &[u8]) -> bool {
     matches!(key, b"META" | b"sled" | b"journal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_blame_idemkv_not_the_data() {
+        let e = Error::Internal { what: "replay without outcome".into() };
+        let msg = e.to_string();
+        assert!(msg.contains("bug in idemkv") && msg.contains("report"), "{msg}");
+        assert!(msg.contains("not damage") && !msg.contains("verify"), "{msg}");
+        assert!(!e.is_poisoned());
+    }
 }

@@ -141,13 +141,121 @@ pub(crate) fn validate_namespace_name(namespace: &str) -> Result<()> {
 }
 
 impl fmt::Display for Key {
-    /// `namespace:id`, with a non-UTF-8 id shown as `0x` + hex.
+    /// The key's text form, `NAMESPACE:ID`, which [`Key::parse`] reads back
+    /// exactly: see [`Key::parse`] for the escapes. Plain keys such as
+    /// `stripe:evt_1` print as they are.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.namespace())?;
-        match std::str::from_utf8(self.id()) {
-            Ok(s) => f.write_str(s),
-            Err(_) => write!(f, "0x{}", hex(self.id())),
+        let mut out = String::with_capacity(self.raw.len() + 8);
+        for c in self.namespace().chars() {
+            push_char(&mut out, c, c == ':');
         }
+        out.push(':');
+        for chunk in self.id().utf8_chunks() {
+            for c in chunk.valid().chars() {
+                push_char(&mut out, c, false);
+            }
+            for &b in chunk.invalid() {
+                push_escape(&mut out, b);
+            }
+        }
+        f.write_str(&out)
+    }
+}
+
+/// Appends `c`, percent-escaped (each of its UTF-8 bytes) if it is `%`, a
+/// control or white-space character, or `also`.
+fn push_char(out: &mut String, c: char, also: bool) {
+    if also || c == '%' || c.is_control() || c.is_whitespace() {
+        let mut buf = [0u8; 4];
+        for &b in c.encode_utf8(&mut buf).as_bytes() {
+            push_escape(out, b);
+        }
+    } else {
+        out.push(c);
+    }
+}
+
+fn push_escape(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(HEX[usize::from(b >> 4)] as char);
+    out.push(HEX[usize::from(b & 15)] as char);
+}
+
+/// Decodes `%XX` escapes; any other character stands for itself.
+fn unescape(part: &str, what: &str, whole: &str) -> Result<Vec<u8>> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let digits = bytes.get(i + 1..i + 3).and_then(|h| {
+                let h = std::str::from_utf8(h).ok()?;
+                u8::from_str_radix(h, 16).ok().filter(|_| h.bytes().all(|d| d.is_ascii_hexdigit()))
+            });
+            let Some(b) = digits else {
+                return Err(Error::InvalidKey {
+                    reason: format!(
+                        "{whole:?}: a '%' in the {what} must start an escape of two hex digits \
+                         (%3A is ':', %25 is '%')"
+                    ),
+                });
+            };
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+impl Key {
+    /// Parses the text form that [`Key`]'s `Display` prints — its exact
+    /// inverse: `Key::parse(&key.to_string()) == Ok(key)` for every key.
+    ///
+    /// The form is `NAMESPACE:ID`, split at the first `:`. `%XX` (two hex
+    /// digits, either case) stands for the byte `XX`; every other character
+    /// stands for itself. `Display` escapes, in the namespace, `:`, `%`,
+    /// control and white-space characters; in the id, `%`, control and
+    /// white-space characters and every byte that is not part of valid
+    /// UTF-8. So `stripe:evt_1` is namespace `stripe`, id `evt_1`; `a%3Ab:c:d`
+    /// is namespace `a:b`, id `c:d`; `s:%FF%00` is the two-byte id
+    /// `[0xff, 0]`; `s:0x41` is the four-byte id `0x41`.
+    ///
+    /// Fails with [`Error::InvalidKey`] when there is no `:`, a `%` does not
+    /// start such an escape, the namespace is not UTF-8, or either part is
+    /// empty or too long (as [`Key::new`]). Never blocks.
+    ///
+    /// ```
+    /// use idemkv::Key;
+    /// let key = Key::new("ns:with:colons", [0xff, b':', b'%'])?;
+    /// assert_eq!(key.to_string(), "ns%3Awith%3Acolons:%FF:%25");
+    /// assert_eq!(Key::parse(&key.to_string())?, key);
+    /// assert_eq!(Key::parse("stripe:evt_1")?, Key::new("stripe", "evt_1")?);
+    /// # Ok::<(), idemkv::Error>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<Key> {
+        let Some((ns, id)) = text.split_once(':') else {
+            return Err(Error::InvalidKey {
+                reason: format!("{text:?}: expected NAMESPACE:ID, e.g. stripe:evt_1"),
+            });
+        };
+        let ns = unescape(ns, "namespace", text)?;
+        let ns = String::from_utf8(ns).map_err(|_| Error::InvalidKey {
+            reason: format!("{text:?}: the namespace is not UTF-8"),
+        })?;
+        Key::new(&ns, unescape(id, "id", text)?)
+    }
+}
+
+impl std::str::FromStr for Key {
+    type Err = Error;
+
+    /// [`Key::parse`].
+    fn from_str(s: &str) -> Result<Key> {
+        Key::parse(s)
     }
 }
 
@@ -195,7 +303,31 @@ mod tests {
         assert_ne!(a.as_raw(), b.as_raw());
         assert_eq!(Key::from_raw(a.as_raw()).unwrap(), a);
         let bin = Key::new("s", [0xff, 0x00]).unwrap();
-        assert_eq!(bin.to_string(), "s:0xff00");
+        assert_eq!(bin.to_string(), "s:%FF%00");
+    }
+
+    #[test]
+    fn text_form() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("stripe", b"evt_1", "stripe:evt_1"),
+            ("stripe", b"evt:1", "stripe:evt:1"),
+            ("a:b", b"c:d", "a%3Ab:c:d"),
+            ("p%", b"100%", "p%25:100%25"),
+            ("s", b"0x41", "s:0x41"),
+            ("s", b"%41", "s:%2541"),
+            ("with space", b"a b\n", "with%20space:a%20b%0A"),
+            ("s", &[0xe2, 0x82, 0xac, 0xff], "s:\u{20ac}%FF"),
+        ];
+        for &(ns, id, text) in cases {
+            let k = Key::new(ns, id).unwrap();
+            assert_eq!(k.to_string(), text);
+            assert_eq!(Key::parse(text).unwrap(), k, "{text}");
+        }
+        assert_eq!(Key::parse("s:%ff%00").unwrap().id(), [0xff, 0]);
+        assert_eq!(Key::parse("s:a b").unwrap().id(), b"a b");
+        for bad in ["nocolon", ":x", "s:", "s:%", "s:%4", "s:%zz", "s:%+1", "%FF:x"] {
+            assert!(matches!(Key::parse(bad), Err(Error::InvalidKey { .. })), "{bad}");
+        }
     }
 
     #[test]

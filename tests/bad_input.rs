@@ -68,7 +68,7 @@ fn binary_ids_are_keys() -> TestResult {
         store.complete(&l, b"a/bc")?;
         store.close()?;
     }
-    assert_eq!(Key::new("bin", [0xff, 0x00])?.to_string(), "bin:0xff00");
+    assert_eq!(Key::new("bin", [0xff, 0x00])?.to_string(), "bin:%FF%00");
     let store = Store::open(dir.path())?;
     for id in &ids {
         let k = Key::new("bin", id)?;

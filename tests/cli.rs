@@ -214,17 +214,16 @@ fn list_pages_filters_and_prints_next() -> TestResult {
             Some(next) => after = Some(next.to_string()),
             None => break,
         }
-        assert!(!j["next_hex"].as_bool().unwrap_or(false), "only github's id is binary: {j}");
     }
     assert_eq!(pages, 3);
     assert_eq!(
         keys,
-        ["github:ff0001", "stripe:evt_1", "stripe:evt_2", "stripe:evt_3", "stripe:evt_4"]
+        ["github:%FF%00%01", "stripe:evt_1", "stripe:evt_2", "stripe:evt_3", "stripe:evt_4"]
     );
 
     let text = at(dir.path(), &["list", "--limit", "2"]).expect(0).out();
     assert!(text.contains("next: stripe:evt_1"), "{text}");
-    assert!(text.contains("github:0xff0001"), "{text}");
+    assert!(text.contains("github:%FF%00%01"), "{text}");
     let last = at(dir.path(), &["list", "--after", "stripe:evt_2"]).expect(0).out();
     assert!(!last.contains("next:") && last.contains("(2 records)"), "{last}");
 

@@ -73,11 +73,16 @@ impl Journal {
 
     /// Queues `m` for `shard`; returns its sequence number. Call it while
     /// holding the shard's lock so that per-key order is journal order.
-    /// Fails once the journal is shutting down: nothing would write it.
+    /// Fails once the journal is shutting down (nothing would write it) or
+    /// the store is poisoned (nothing would make it durable); the caller
+    /// then changes nothing.
     pub fn append(&self, shard: usize, m: Mutation) -> Result<u64> {
         let mut q = self.queue.lock();
         if q.shutdown {
             return Err(Error::Closed);
+        }
+        if self.poison.is_set() {
+            return Err(self.poison.error());
         }
         let seq = q.next_seq;
         q.next_seq += 1;

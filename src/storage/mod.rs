@@ -137,9 +137,33 @@ impl Storage {
         RwLockReadGuard::try_map(self.db.read(), Option::as_ref).map_err(|_| Error::Closed)
     }
 
-    /// Drops sled (after a final `sync`); later calls fail with `Closed`.
-    pub fn close(&self) {
-        self.db.write().take();
+    /// Drops sled; later calls fail with `Closed`. Waits at most `bound`,
+    /// first for calls in progress to let go of sled, then for sled's drop
+    /// (its final flush), which runs on a helper thread: after sled hit a
+    /// full disk that flush can wait forever for a buffer that never becomes
+    /// stable. Returns false if it stopped waiting (sled's files then stay
+    /// open, and its own lock held, until the helper thread finishes —
+    /// possibly at process exit).
+    pub fn close(&self, bound: Duration) -> bool {
+        let started = Instant::now();
+        let Some(mut slot) = self.db.try_write_for(bound) else { return false };
+        let Some(db) = slot.take() else { return true };
+        drop(slot);
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let dropper =
+            std::thread::Builder::new().name("idemkv-sled-close".into()).spawn(move || {
+                drop(db);
+                let _ = done_tx.send(());
+            });
+        match dropper {
+            // A failed spawn dropped the closure, and sled with it, right here.
+            Err(_) => true,
+            // Disconnected: the helper ended (a panic in sled's drop) — not stuck.
+            Ok(_) => !matches!(
+                done.recv_timeout(bound.saturating_sub(started.elapsed())),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            ),
+        }
     }
 
     /// The record of `raw`, as stored (possibly expired).

@@ -79,8 +79,12 @@ impl Store {
     /// Up to `limit` live records in key order, optionally in one namespace,
     /// starting after `after` (pass the last key of the previous page).
     /// A snapshot as of the call: changes made meanwhile may or may not show.
-    /// Fails with [`Error::InvalidKey`] for a namespace no key can have
-    /// (empty or longer than `MAX_NAMESPACE_LEN`).
+    ///
+    /// Blocks until sled holds every transition made before the call.
+    /// Fails with [`Error::InvalidKey`] if `namespace` is not one that
+    /// [`Key::new`] accepts (empty, or longer than 64 bytes), with
+    /// [`Error::Closed`] after close, and with a storage error if a record
+    /// cannot be read or decoded.
     pub fn list(
         &self,
         namespace: Option<&str>,
@@ -88,6 +92,9 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Entry>> {
         let s = self.shared();
+        if let Some(ns) = namespace {
+            crate::key::validate_namespace_name(ns)?;
+        }
         self.catch_up()?;
         let prefix = match namespace {
             Some(ns) => {

@@ -79,6 +79,9 @@ const SWEEP_BACKLOG: u64 = super::shared::MAX_BACKLOG / 4;
 pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
     let now = shared.clock.now_millis();
     let batch = shared.config.sweep_batch;
+    // Refuse before changing anything: a closed or poisoned store must not
+    // journal deletes nor drop pending versions.
+    shared.check_writable()?;
     let mut removed = sweep_pending(shared, now)?;
     let mut after: Option<Vec<u8>> = None;
     loop {

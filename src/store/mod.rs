@@ -12,6 +12,7 @@
 
 mod admin;
 mod background;
+mod close;
 mod filter;
 mod hashed;
 mod meta;
@@ -45,6 +46,8 @@ use shared::Shared;
 /// An idempotency store. Cheap to clone (one `Arc`), `Send + Sync`; every
 /// clone is the same store. The store closes when the last clone is dropped
 /// (or at [`Store::close`]), after writing out and checkpointing everything.
+/// After a close, every call on any clone returns [`Error::Closed`] except
+/// the accessors `config`, `recovery_report` and `stats`.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -206,6 +209,7 @@ impl Store {
                 // since open: it may be a key sled lost. Wait for the count.
                 drop(st);
                 s.wait_audit()?;
+                s.check_writable()?; // the audit may have found sled damaged
                 st = shard.state.lock();
                 continue;
             }
@@ -250,6 +254,8 @@ impl Store {
                             let lease_left =
                                 Duration::from_millis(retry_after_ms.saturating_add(1));
                             let _ = shard.ended.wait_for(&mut st, left.min(lease_left));
+                            // Woken by close (or poisoning): stop waiting.
+                            s.check_writable()?;
                             continue;
                         }
                     }
@@ -390,6 +396,7 @@ impl Store {
     /// The key's record, or `None` if there is none or it has expired.
     pub fn get(&self, key: &Key) -> Result<Option<Entry>> {
         let s = self.shared();
+        s.check_open()?;
         let raw = s.hashed(key);
         let shard = &s.shards[s.shard_of(&raw)];
         let mut st = shard.state.lock();
@@ -453,6 +460,7 @@ impl Store {
     /// Removes every expired record now (the background sweeper does the same
     /// every `sweep_interval`). Returns how many were removed.
     pub fn sweep(&self) -> Result<usize> {
+        self.shared().check_writable()?;
         background::sweep(self.shared())
     }
 
@@ -478,6 +486,7 @@ impl Store {
     /// the scan itself fails (`Error::Storage`, `Error::Closed`); damage is
     /// reported in the [`VerifyReport`].
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.shared().check_open()?;
         let mut report = VerifyReport::default();
         // Like `list` and `export`: see every transition made before the call.
         self.catch_up()?;
@@ -520,11 +529,33 @@ impl Store {
         &self.shared().config
     }
 
-    /// Closes the store: stops the background threads, writes out and
-    /// fsyncs the journal, applies it to sled and checkpoints. Writes through
-    /// other clones of this handle get [`Error::Closed`] afterwards (reads
-    /// still work); the directory lock is released when the last clone is
-    /// dropped.
+    /// Closes the store: wakes every waiter, stops the background threads,
+    /// writes out and fsyncs the journal, applies it to sled, checkpoints,
+    /// closes sled and releases the directory's LOCK — even while other
+    /// clones of this handle live.
+    ///
+    /// # What clones can do afterwards
+    /// Nothing but read the accessors: from the moment `close` begins, every
+    /// call on every clone — `claim`, `wait` (including one already waiting,
+    /// which wakes up), `complete`, `fail`, `release`, `extend`, `get`,
+    /// `remove`, `sweep`, `flush`, `checkpoint`, `verify`, `list`, `export`,
+    /// `import`, and `close` itself — returns [`Error::Closed`]. Only
+    /// [`Store::config`], [`Store::recovery_report`] and [`Store::stats`]
+    /// keep answering. A transition that was already past that check when
+    /// close began is written out and made durable before close returns.
+    ///
+    /// # Blocking and errors
+    /// Blocks while the journal is written out, the applier drains and the
+    /// checkpoint runs. Each of those waits, and sled's own close, gives up
+    /// after 5 s without progress; close then returns
+    /// [`Error::CloseTimedOut`] naming what is stuck (in practice sled after
+    /// the disk filled up), so close returns within about 15 s of its last
+    /// progress whatever sled does. The directory LOCK is released in that case too, unless the
+    /// journal writer itself did not stop; acknowledged transitions are in
+    /// the journal either way, but restart the process before reopening the
+    /// directory. A poisoned store is not checkpointed and its close returns
+    /// [`Error::Poisoned`]; a failed checkpoint returns its error; closing
+    /// an already closed store returns [`Error::Closed`].
     pub fn close(self) -> Result<()> {
         self.inner.shutdown()
     }
@@ -562,33 +593,9 @@ impl Store {
     }
 }
 
-impl Inner {
-    /// Stops the background threads, writes out and checkpoints. Idempotent.
-    fn shutdown(&self) -> Result<()> {
-        let s = &self.shared;
-        if s.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        *s.stop.lock() = true;
-        s.stop_cv.notify_all();
-        for t in self.maintenance.lock().drain(..) {
-            let _ = t.join();
-        }
-        s.journal.shutdown();
-        for t in self.pipeline.lock().drain(..) {
-            let _ = t.join();
-        }
-        // A poisoned store is not checkpointed: its journal is the truth.
-        let result = s.poison.check().and_then(|()| s.checkpoint().map(drop));
-        // Release the directory now, even if other clones of the handle live.
-        s.storage.close();
-        self.lock.lock().take();
-        result
-    }
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Bounded like `Store::close`; an already closed store returns at once.
         let _ = self.shutdown();
     }
 }
@@ -677,8 +684,9 @@ fn lease_deadline(r: &Record) -> u64 {
     }
 }
 
+/// A broken internal invariant: a bug in idemkv, not damaged data.
 fn internal(what: &str) -> Error {
-    Error::Corrupt { key: Vec::new(), reason: format!("internal invariant broken: {what}") }
+    Error::Internal { what: format!("internal invariant broken: {what}") }
 }
 
 impl Store {

@@ -203,7 +203,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         poison,
         clock: config.clock.clone(),
         boot: next.boot,
-        store_id: u64::from(next.dir_id) << 32 | (next.created_at & 0xffff_ffff),
+        // Drawn at random at each open: a copy of the directory, or this
+        // directory opened again, never accepts this open's leases.
+        store_id: RandomState::new().hash_one((next.dir_id, next.created_at, next.boot)) | 1,
         // Saturating: a ceiling at u64::MAX leaves no token to issue, and
         // claims then fail with TokenSpaceExhausted instead of wrapping.
         next_token: AtomicU64::new(old.token_ceiling.saturating_add(1)),

@@ -32,7 +32,9 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     /// This process's boot epoch: claims of other epochs are orphans.
     pub boot: u64,
-    /// The directory's identity, carried by every lease it issues.
+    /// This open store's identity, drawn at random at open and carried by
+    /// every lease it issues: leases of another directory, of a copy of this
+    /// one or of an earlier open are `StaleReason::OtherStore`.
     pub store_id: u64,
     pub next_token: AtomicU64,
     pub token_ceiling: AtomicU64,
@@ -97,11 +99,10 @@ impl Shared {
     }
 
     /// Waits until everything journaled so far is in sled (forcing the
-    /// journal's fsync first unless the store is closed).
+    /// journal's fsync first). `Err(Closed)` once the store is closed.
     pub fn catch_up(&self) -> Result<()> {
-        if !self.closed.load(Ordering::Acquire) {
-            self.journal.flush()?;
-        }
+        self.check_open()?;
+        self.journal.flush()?;
         let target = self.journal.durable_seq();
         // The applier runs behind the writer; wait for it to catch up.
         while self.applied_seq.load(Ordering::Acquire) < target {
@@ -116,16 +117,17 @@ impl Shared {
         *self.audited.lock()
     }
 
-    /// Waits until the first audit of sled after open has ended (it may
-    /// find sled damaged and poison the store: then fails with that).
+    /// Waits until the first audit of sled after open has ended, the store
+    /// is poisoned (the audit may have found sled damaged) or it closes
+    /// (`Err(Closed)`).
     pub fn wait_audit(&self) -> Result<()> {
         let mut done = self.audited.lock();
-        while !*done {
-            self.check_writable()?;
+        while !*done && !self.poison.is_set() {
+            self.check_open()?;
             let _ = self.audited_cv.wait_for(&mut done, Duration::from_millis(50));
         }
         drop(done);
-        self.check_writable()
+        self.check_open()
     }
 
     /// Marks the first audit after open as ended, waking whoever waits.
@@ -134,12 +136,43 @@ impl Shared {
         self.audited_cv.notify_all();
     }
 
-    /// Refuses writes after close or poisoning.
-    pub fn check_writable(&self) -> Result<()> {
+    /// Refuses every call after close (reads too).
+    pub fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        Ok(())
+    }
+
+    /// Refuses writes after close or poisoning.
+    pub fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
         self.poison.check()
+    }
+
+    /// Marks the store closed and wakes everything that may be waiting on it
+    /// (claim waiters, throttled writers, the background threads), so that
+    /// each sees `closed` at once. Returns false if it was already closed.
+    ///
+    /// Each shard's lock is taken (briefly, with a bound: a thread stuck in
+    /// sled may hold one) before its condition variable is notified, so a
+    /// waiter that checked `closed` just before cannot miss the wake-up.
+    pub fn mark_closed(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        *self.stop.lock() = true;
+        self.stop_cv.notify_all();
+        for shard in self.shards.iter() {
+            let guard = shard.state.try_lock_for(Duration::from_millis(100));
+            shard.ended.notify_all();
+            drop(guard);
+        }
+        {
+            let _g = self.backlog.try_lock_for(Duration::from_millis(100));
+            self.backlog_cv.notify_all();
+        }
+        true
     }
 
     /// Waits while the applier is more than `MAX_BACKLOG` entries behind.

@@ -48,8 +48,16 @@ impl Claim {
 ///
 /// Dropping a lease changes nothing: the claim stays until its deadline.
 /// Call [`Store::release`](crate::Store::release) to give the key back early.
+///
+/// A lease is valid only with the open store that issued it: it carries that
+/// open's random identity. Presented to another data directory, to a copy of
+/// this one (`cp -a`, a restored backup), or to this directory opened again
+/// (after close or a restart), it is refused with
+/// [`StaleReason::OtherStore`](crate::StaleReason::OtherStore) and changes
+/// nothing. A claim whose process ended is an orphan: claim the key again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The issuing open store's random identity.
     pub(crate) store: u64,
     pub(crate) key: Key,
     pub(crate) token: u64,

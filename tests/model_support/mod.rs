@@ -91,6 +91,9 @@ pub mod rules {
         Finished,
         /// No live record.
         Missing,
+        /// The lease was issued before the last reopen: a lease is valid
+        /// only with the open store that issued it.
+        OtherStore,
     }
 
     /// What `get` shows of a live record (`Entry`).
@@ -425,6 +428,8 @@ pub struct Model {
     records: [Option<rules::Rec>; KEYS as usize],
     /// The key of each lease, by lease id.
     leases: Vec<u8>,
+    /// The boot (open) that issued each lease, by lease id.
+    lease_boots: Vec<u64>,
 }
 
 impl Default for Model {
@@ -436,7 +441,13 @@ impl Default for Model {
 impl Model {
     /// An empty store at [`T0`], boot 1.
     pub fn new() -> Model {
-        Model { now: T0, boot: 1, records: Default::default(), leases: Vec::new() }
+        Model {
+            now: T0,
+            boot: 1,
+            records: Default::default(),
+            leases: Vec::new(),
+            lease_boots: Vec::new(),
+        }
     }
 
     /// Leases acquired so far.
@@ -480,6 +491,9 @@ impl Model {
             Op::Release { lease } => self.end(*lease, rules::End::Release),
             Op::Extend { lease, by_ms } => {
                 let Some(i) = self.resolve(*lease) else { return Outcome::NoLease };
+                if *by_ms != 0 && self.lease_boots[i] != self.boot {
+                    return Outcome::Stale(Stale::OtherStore);
+                }
                 let slot = &mut self.records[usize::from(self.leases[i])];
                 match rules::extend(slot, i as LeaseId, now, *by_ms) {
                     Ok(deadline) => Outcome::Extended { deadline },
@@ -525,12 +539,16 @@ impl Model {
         let out = rules::claim(&mut self.records[usize::from(key)], &args, id);
         if matches!(out, ClaimOut::Acquired { .. }) {
             self.leases.push(key);
+            self.lease_boots.push(self.boot);
         }
         out.into()
     }
 
     fn end(&mut self, sel: usize, how: rules::End) -> Outcome {
         let Some(i) = self.resolve(sel) else { return Outcome::NoLease };
+        if self.lease_boots[i] != self.boot {
+            return Outcome::Stale(Stale::OtherStore);
+        }
         let slot = &mut self.records[usize::from(self.leases[i])];
         match rules::end(slot, i as LeaseId, self.now, how) {
             Ok(()) => Outcome::Done,
@@ -620,6 +638,7 @@ impl Sut {
                 },
                 StaleReason::Finished => Outcome::Stale(Stale::Finished),
                 StaleReason::Missing => Outcome::Stale(Stale::Missing),
+                StaleReason::OtherStore => Outcome::Stale(Stale::OtherStore),
                 other => Outcome::Unexpected(format!("stale reason {other:?}")),
             },
             Err(Error::InvalidConfig { .. }) => Outcome::InvalidConfig,

@@ -17,9 +17,11 @@ const SHOW_BYTES: usize = 4096;
 /// Arguments of `idemkv get`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GetArgs {
-    /// The key, `NAMESPACE:ID` (split at the first `:`).
+    /// The key as `list` prints it: `NAMESPACE:ID`, split at the first
+    /// `:`; `%XX` stands for the byte XX (`%3A` is `:` in a namespace, `%25`
+    /// is `%`, `%FF` a non-UTF-8 byte).
     pub key: String,
-    /// The id is given in hex.
+    /// The id (after unescaping) is given in hex, e.g. `github:ff0001`.
     #[arg(long)]
     pub hex: bool,
     /// Write only the stored response bytes to stdout.

@@ -1,6 +1,8 @@
 //! `idemkv list`: live records in key order (`Store::list`), optionally of
 //! one namespace and one state, a page at a time: when more match, a
 //! `next: KEY` line (`"next"` in JSON) gives the `--after` of the next page.
+//! Keys are printed in `idemkv::Key`'s text form, which `get`, `remove` and
+//! `--after` read back as printed.
 
 use std::io::Write;
 
@@ -9,9 +11,7 @@ use clap::ValueEnum;
 use idemkv::{Entry, EntryState, Key};
 use serde_json::json;
 
-use super::{
-    Global, close, entry_json, fmt_time, key_arg, parse_key, print_json, state_label, state_name,
-};
+use super::{Global, close, entry_json, fmt_time, parse_key, print_json, state_label, state_name};
 
 /// Records read per `Store::list` call.
 const PAGE: usize = 1024;
@@ -45,7 +45,7 @@ impl StateFilter {
 /// Arguments of `idemkv list`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ListArgs {
-    /// Only this namespace.
+    /// Only this namespace, given as it is (not escaped).
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
     /// Only records in this state.
@@ -54,10 +54,11 @@ pub struct ListArgs {
     /// Records per page; 0 lists them all.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub limit: usize,
-    /// Start after this key (the `next:` of the previous page).
+    /// Start after this key (the `next:` of the previous page), in the
+    /// text form the listing prints.
     #[arg(long, value_name = "KEY")]
     pub after: Option<String>,
-    /// The id of `--after` is given in hex.
+    /// The id of `--after` (after unescaping) is given in hex.
     #[arg(long)]
     pub hex: bool,
 }
@@ -72,15 +73,12 @@ pub fn run(g: &Global, args: &ListArgs) -> Result<bool> {
     let limit = if args.limit == 0 { usize::MAX } else { args.limit };
     let (entries, more) = collect(g, &store, args, after, limit)?;
     close(store)?;
-    let next = if more { entries.last().map(|e| key_arg(&e.key)) } else { None };
+    let next = if more { entries.last().map(|e| e.key.to_string()) } else { None };
     if g.json {
-        let mut doc = json!({
+        let doc = json!({
             "entries": entries.iter().map(|e| entry_json(e, false)).collect::<Vec<_>>(),
-            "next": next.as_ref().map(|(k, _)| k),
+            "next": next,
         });
-        if next.as_ref().is_some_and(|(_, h)| *h) {
-            doc["next_hex"] = json!(true);
-        }
         print_json(&doc)?;
         return Ok(true);
     }
@@ -106,8 +104,8 @@ pub fn run(g: &Global, args: &ListArgs) -> Result<bool> {
     }
     let n = entries.len();
     writeln!(out, "({n} record{})", if n == 1 { "" } else { "s" })?;
-    if let Some((k, h)) = next {
-        writeln!(out, "next: {k}{}", if h { "  (pass --hex with --after)" } else { "" })?;
+    if let Some(k) = next {
+        writeln!(out, "next: {k}")?;
     }
     out.flush()?;
     Ok(true)

@@ -132,19 +132,20 @@ pub fn close(store: Store) -> Result<()> {
     store.close().map_err(|e| anyhow::anyhow!("closing the store: {e}"))
 }
 
-/// Parses `NAMESPACE:ID` (split at the first `:`); with `hex` the id is hex.
+/// Parses a key in its text form (`Key::parse`: `NAMESPACE:ID`, split at
+/// the first `:`, `%XX` escapes a byte) — exactly as `list`, `get` and the
+/// JSON `"key"` fields print it. With `hex` (kept for old scripts) the id,
+/// after unescaping, is hex digits, optionally after `0x`.
 pub fn parse_key(s: &str, hex: bool) -> Result<Key> {
-    let Some((ns, id)) = s.split_once(':') else {
-        bail!("invalid key {s:?}: expected NAMESPACE:ID, e.g. stripe:evt_1");
-    };
-    let id = if hex {
-        let h = id.strip_prefix("0x").unwrap_or(id);
-        unhex(h)
-            .ok_or_else(|| anyhow::anyhow!("invalid key {s:?}: --hex given but {h:?} is not hex"))?
-    } else {
-        id.as_bytes().to_vec()
-    };
-    Key::new(ns, id).map_err(|e| anyhow::anyhow!("invalid key {s:?}: {e}"))
+    let key = Key::parse(s).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !hex {
+        return Ok(key);
+    }
+    let text = std::str::from_utf8(key.id()).unwrap_or_default();
+    let h = text.strip_prefix("0x").unwrap_or(text);
+    let id = unhex(h)
+        .ok_or_else(|| anyhow::anyhow!("invalid key {s:?}: --hex given but {h:?} is not hex"))?;
+    Key::new(key.namespace(), id).map_err(|e| anyhow::anyhow!("invalid key {s:?}: {e}"))
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -157,14 +158,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A key in command-line syntax, and whether it needs `--hex` to be read back.
-pub fn key_arg(key: &Key) -> (String, bool) {
-    match std::str::from_utf8(key.id()) {
-        Ok(id) => (format!("{}:{id}", key.namespace()), false),
-        Err(_) => (format!("{}:{}", key.namespace(), hex(key.id())), true),
-    }
 }
 
 /// Shows a raw storage key (as in `VerifyReport`), valid or not.
@@ -257,11 +250,8 @@ pub fn state_label(state: &EntryState) -> String {
 /// An entry as a JSON object; the stored response only `with_body`.
 pub fn entry_json(e: &Entry, with_body: bool) -> Value {
     let mut o = Map::new();
-    let (arg, needs_hex) = key_arg(&e.key);
-    o.insert("key".into(), json!(arg));
-    if needs_hex {
-        o.insert("key_hex".into(), json!(true));
-    }
+    // The key's text form, which `get`, `remove` and `list --after` accept.
+    o.insert("key".into(), json!(e.key.to_string()));
     o.insert("namespace".into(), json!(e.key.namespace()));
     match std::str::from_utf8(e.key.id()) {
         Ok(id) => o.insert("id".into(), json!(id)),
@@ -336,7 +326,11 @@ mod tests {
         assert_eq!((k.namespace(), k.id()), ("stripe", &b"evt:1"[..]));
         let h = parse_key("s:ff00", true).unwrap();
         assert_eq!(h.id(), [0xff, 0]);
-        assert_eq!(key_arg(&h), ("s:ff00".to_string(), true));
+        assert_eq!(h.to_string(), "s:%FF%00");
+        assert_eq!(parse_key("s:%FF%00", false).unwrap(), h);
+        assert_eq!(parse_key("s:0xff00", true).unwrap(), h);
+        let colon = parse_key("a%3Ab:c:d", false).unwrap();
+        assert_eq!((colon.namespace(), colon.id()), ("a:b", &b"c:d"[..]));
         assert!(parse_key("nocolon", false).is_err());
         assert!(parse_key("s:zz", true).is_err());
         assert!(parse_key(":x", false).is_err());
