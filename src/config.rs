@@ -192,6 +192,7 @@ pub struct Config {
     pub(crate) segment_bytes: u64,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) journal_fs: Arc<dyn crate::journal::JournalFs>,
+    pub(crate) accept_sled_as_is: bool,
 }
 
 impl Default for Config {
@@ -211,6 +212,7 @@ impl Default for Config {
             segment_bytes: 64 << 20,
             clock: Arc::new(SystemClock),
             journal_fs: Arc::new(crate::journal::StdFs),
+            accept_sled_as_is: false,
         }
     }
 }
@@ -341,6 +343,19 @@ impl Config {
     /// overflows or is cut short.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(Capped(clock));
+        self
+    }
+
+    /// Opens the store even if `sled/` is not what the store says it should
+    /// hold, and rebuilds sled's marker from the records found there. Off by
+    /// default: then such a store is refused with `Error::Corrupt` (key
+    /// `sled`; see docs/RELIABILITY.md, "Damaged or missing sled data").
+    ///
+    /// Only for a `sled/` you have restored or checked yourself, or to export
+    /// what is left of a damaged store: records sled lost stay lost, and
+    /// claims of their keys acquire again (their side effects run again).
+    pub fn accept_sled_as_is(mut self, yes: bool) -> Self {
+        self.accept_sled_as_is = yes;
         self
     }
 

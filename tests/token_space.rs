@@ -13,7 +13,7 @@ const SENTINEL: &[u8] = b"sentinel";
 const RECORD_TOKEN_AT: usize = 36;
 /// Byte offset of the token ceiling in META (docs/FORMAT.md, "META").
 const META_CEILING_AT: usize = 24;
-const META_CRC_AT: usize = 48;
+const META_CRC_AT: usize = 52;
 
 fn config() -> Config {
     Config::new().sweep_interval(None)

@@ -9,7 +9,8 @@
 //!  32   8 checkpoint_seq   u64, every journal entry <= it is durable in sled
 //!  40   8 created_at       u64 ms since the Unix epoch
 //!  48   4 flags            u32 (version 3): bit 0 = sled carries a marker,
-//!                                   bit 1 = sled was found to have lost records
+//!                                   bit 1 = sled was found to have lost records,
+//!                                   bit 2 = open, or not closed cleanly
 //!  52   4 crc32            over bytes [0, 52)
 //! ```
 //! Versions 1 and 2 end after `created_at` with the crc32 at 48 (52 bytes);
@@ -45,7 +46,13 @@ pub(crate) const FLAG_SLED_MARKED: u32 = 1;
 /// `flags` bit: a count of sled's records disagreed with its marker; the
 /// store refuses to open until it is restored.
 pub(crate) const FLAG_SLED_LOST: u32 = 2;
-const KNOWN_FLAGS: u32 = FLAG_SLED_MARKED | FLAG_SLED_LOST;
+/// `flags` bit: the store is open, or did not close cleanly: set by every
+/// open, cleared by a close whose final checkpoint succeeded. sled's batches
+/// are atomic across a crash but not across its own I/O errors (a full
+/// disk), so after an unclean end the marker's count is rebuilt from a
+/// count of the records instead of checked against it.
+pub(crate) const FLAG_SLED_RECOUNT: u32 = 4;
+const KNOWN_FLAGS: u32 = FLAG_SLED_MARKED | FLAG_SLED_LOST | FLAG_SLED_RECOUNT;
 
 /// The decoded META file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +71,11 @@ impl Meta {
     /// Whether sled must carry a marker that matches this META.
     pub fn sled_marked(&self) -> bool {
         self.flags & FLAG_SLED_MARKED != 0
+    }
+
+    /// Whether the store did not close cleanly (its sled count is rebuilt).
+    pub fn sled_recount(&self) -> bool {
+        self.flags & FLAG_SLED_RECOUNT != 0
     }
 
     /// Whether a count of sled's records once disagreed with its marker.

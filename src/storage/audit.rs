@@ -110,12 +110,14 @@ impl Storage {
 
     /// Runs `each` over every stored record (raw key, bytes), in key order, a
     /// page at a time while writes go on between pages, and counts them
-    /// against the marker. `keep_going` is asked before each page; `None`
-    /// when it said no.
+    /// against the marker — or, with `rebase`, rebuilds the marker's count
+    /// from them (and writes the marker). `keep_going` is asked before each
+    /// page; `None` when it said no.
     pub fn audit(
         &self,
         mut each: impl FnMut(&[u8], &[u8]),
         mut keep_going: impl FnMut() -> bool,
+        rebase: bool,
     ) -> Result<Option<Audited>> {
         let _one = self.auditing.lock();
         let db = self.db()?;
@@ -150,9 +152,25 @@ impl Storage {
                     Some(raw) => tracked.cursor = Some(raw),
                     None => {
                         // The whole tree is scanned: compare under the lock.
-                        let expected = tracked.marker.map(|m| {
-                            m.records.saturating_add_signed(tracked.behind.saturating_neg())
-                        });
+                        let behind = tracked.behind;
+                        let expected =
+                            tracked.marker.map(|m| m.records.saturating_add_signed(-behind));
+                        if let (true, Some(m), Some(e)) = (rebase, tracked.marker, expected)
+                            && e != scanned
+                        {
+                            let fixed =
+                                Marker { records: scanned.saturating_add_signed(behind), ..m };
+                            db.insert(super::MARKER_KEY, &marker::encode(&fixed)[..])
+                                .map_err(|e| Error::storage("writing the marker", e))?;
+                            tracked.marker = Some(fixed);
+                            tracing::info!(
+                                target: "idemkv",
+                                was = e,
+                                now = scanned,
+                                "sled's record count rebuilt after an unclean end"
+                            );
+                            return Ok(Some(Audited { scanned, expected: Some(scanned) }));
+                        }
                         return Ok(Some(Audited { scanned, expected }));
                     }
                 }

@@ -314,7 +314,7 @@ pub(crate) fn build_filters(shared: &Shared) -> Result<bool> {
 /// Returns false if the store began stopping. A count that disagrees with
 /// the marker means sled lost records: the store refuses to serve.
 fn scan_keys(shared: &Shared, hashes: &mut [Vec<u64>]) -> Result<bool> {
-    let audited = shared.storage.audit(
+    let audited = shared.audit(
         |raw, _| {
             let key = shared.hash_raw(raw.into());
             hashes[shared.shard_of(&key)].push(key.hash);
@@ -322,8 +322,7 @@ fn scan_keys(shared: &Shared, hashes: &mut [Vec<u64>]) -> Result<bool> {
         || !*shared.stop.lock(),
     )?;
     match audited {
-        None => Ok(false),
-        Some(a) if a.matches() => Ok(true),
-        Some(a) => Err(shared.sled_lost(&a)),
+        Some(a) if !a.matches() => Err(super::sled_check::audit_loss(&a)),
+        other => Ok(other.is_some()),
     }
 }

@@ -48,7 +48,8 @@ impl Inner {
         let mut result = s.poison.check();
         if result.is_ok() && stuck.is_empty() {
             let shared = Arc::clone(s);
-            match run_within(STEP_TIMEOUT, move || shared.checkpoint()) {
+            let checkpoint = move || shared.checkpoint().and_then(|_| shared.close_cleanly());
+            match run_within(STEP_TIMEOUT, checkpoint) {
                 Some(r) => result = r.map(drop),
                 None => stuck.push("the final checkpoint".into()),
             }

@@ -490,7 +490,7 @@ impl Store {
         let mut report = VerifyReport::default();
         // Like `list` and `export`: see every transition made before the call.
         self.catch_up()?;
-        let audited = self.shared().storage.audit(
+        let audited = self.shared().audit(
             |raw, bytes| {
                 if let Err(e) = crate::format::record::decode(raw, bytes) {
                     let reason = match e {
@@ -501,12 +501,12 @@ impl Store {
                 }
             },
             || true,
-        )?;
-        let audited = audited.ok_or_else(|| internal("an audit without a stop ended early"))?;
+        );
+        let audited = audited?.ok_or_else(|| internal("an audit without a stop ended early"))?;
         report.records = audited.scanned;
         report.expected_records = audited.expected;
         if !audited.matches() {
-            report.lost = Some(self.shared().sled_lost(&audited).to_string());
+            report.lost = Some(sled_check::audit_loss(&audited).to_string());
         }
         Ok(report)
     }

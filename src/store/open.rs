@@ -27,7 +27,7 @@ use crate::config::{Config, Durability};
 use crate::core::Record;
 use crate::error::{Error, Result};
 use crate::format::entry::Mutation;
-use crate::format::meta::{FLAG_SLED_MARKED, Meta};
+use crate::format::meta::{FLAG_SLED_LOST, FLAG_SLED_MARKED, FLAG_SLED_RECOUNT, Meta};
 use crate::format::record;
 use crate::journal::{
     Batch, Journal, Mode, SegmentWriter, recover, remove_all_segments, remove_segments_below,
@@ -116,7 +116,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         Storage::open(&sled_dir, config.sled_cache_bytes).map_err(sled_check::unreadable)?;
     storage.set_boot(old.boot + 1);
     // Does sled hold what META says it should? Refuse to serve if not.
-    let marker = sled_check::at_open(&old, storage.read_marker()?, || storage.count_records())?;
+    let as_is = config.accept_sled_as_is;
+    let marker =
+        sled_check::at_open(&old, storage.read_marker()?, || storage.count_records(), as_is)?;
     storage.start_marking(marker)?;
 
     // Replay what the journal holds beyond the checkpoint: the newest
@@ -164,7 +166,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     // Record the new boot and token ceiling; checkpoint what went to sled
     // (and, the first time, the marker: META may say sled is marked only
     // once the marker is durable).
-    if in_sled != old.checkpoint_seq || !old.sled_marked() {
+    let remarked = !old.sled_marked() || as_is;
+    let rebase = old.sled_marked() && old.sled_recount() && !as_is;
+    if in_sled != old.checkpoint_seq || remarked {
         storage.sync()?;
     }
     if !tail.is_empty() {
@@ -178,7 +182,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         token_ceiling: old.token_ceiling.saturating_add(TOKEN_BLOCK),
         checkpoint_seq: if tail.is_empty() { recovery.last_seq } else { in_sled },
         created_at: old.created_at,
-        flags: old.flags | FLAG_SLED_MARKED,
+        // Marked, and open (not closed cleanly) until a clean close.
+        flags: (old.flags | FLAG_SLED_MARKED | FLAG_SLED_RECOUNT)
+            & if as_is { !FLAG_SLED_LOST } else { u32::MAX },
     };
     let mut meta = MetaFile::new(dir, old);
     meta.store(next)?;
@@ -218,8 +224,13 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         recovery,
         metrics: crate::metrics::Metrics::default(),
         filter_build: Mutex::new(()),
-        audited: Mutex::new(false),
+        // Claims of keys found nowhere wait for the first audit only when
+        // it checks a count that open did not take itself.
+        audited: Mutex::new(rebase || remarked),
         sled_damaged: AtomicBool::new(false),
+        // After an unclean end sled's count is rebuilt, not checked: sled's
+        // batches are not atomic across its own I/O errors (a full disk).
+        rebase_pending: AtomicBool::new(rebase),
         audited_cv: Condvar::new(),
         backlog: Mutex::new(()),
         backlog_cv: Condvar::new(),

@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     /// An audit found sled's records disagreeing with its marker: no absent
     /// answer can be trusted any more.
     pub sled_damaged: AtomicBool,
+    /// The last session did not close cleanly: the next audit rebuilds the
+    /// marker's count from the records instead of checking it.
+    pub rebase_pending: AtomicBool,
     pub audited_cv: Condvar,
     /// Writers wait here while the applier is too far behind.
     pub backlog: Mutex<()>,
@@ -229,22 +232,57 @@ impl Shared {
     /// serve from now on (poison), and record it in META so that the next
     /// open refuses too. Returns the error that says what was lost.
     pub fn sled_lost(&self, audited: &crate::storage::Audited) -> Error {
-        let what = super::sled_check::count_mismatch(
-            audited.expected.unwrap_or_default(),
-            audited.scanned,
-        );
-        let err = super::sled_check::lost(what);
+        let err = super::sled_check::audit_loss(audited);
         tracing::error!(target: "idemkv", error = %err, "sled lost records");
         self.poison.set(err.to_string());
         self.sled_damaged.store(true, Ordering::Release);
-        let mut meta = self.meta.lock();
-        let mut m = meta.current;
-        m.flags |= crate::format::meta::FLAG_SLED_LOST;
-        if let Err(e) = meta.store(m) {
-            tracing::error!(target: "idemkv", error = %e, "recording the loss in META failed");
-        }
+        self.flag_meta(crate::format::meta::FLAG_SLED_LOST);
         self.journal.wake_waiters();
         err
+    }
+
+    /// After the final checkpoint of a close: clears META's "not closed
+    /// cleanly" flag, so that the next open checks sled's count instead of
+    /// rebuilding it — unless that rebuild has not happened yet.
+    pub fn close_cleanly(&self) -> Result<()> {
+        if self.rebase_pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut meta = self.meta.lock();
+        let mut m = meta.current;
+        m.flags &= !crate::format::meta::FLAG_SLED_RECOUNT;
+        meta.store(m)
+    }
+
+    /// Audits sled's records (see `Storage::audit`), rebuilding the marker's
+    /// count instead of checking it while a rebuild is pending (the last
+    /// session did not close cleanly). A count that disagrees with the
+    /// marker is a loss (`Audited::matches` is false): the store refuses to
+    /// serve from then on.
+    pub fn audit(
+        &self,
+        each: impl FnMut(&[u8], &[u8]),
+        keep_going: impl FnMut() -> bool,
+    ) -> Result<Option<crate::storage::Audited>> {
+        let rebase = self.rebase_pending.load(Ordering::Acquire);
+        let audited = self.storage.audit(each, keep_going, rebase)?;
+        if audited.is_some() && rebase {
+            self.rebase_pending.store(false, Ordering::Release);
+        }
+        if let Some(a) = audited.filter(|a| !a.matches()) {
+            self.sled_lost(&a);
+        }
+        Ok(audited)
+    }
+
+    /// Sets a flag in META, as well as it can (reported, never fatal).
+    fn flag_meta(&self, flag: u32) {
+        let mut meta = self.meta.lock();
+        let mut m = meta.current;
+        m.flags |= flag;
+        if let Err(e) = meta.store(m) {
+            tracing::error!(target: "idemkv", error = %e, flag, "writing a flag to META failed");
+        }
     }
 
     /// Makes sled durable up to the applied sequence number, records it in

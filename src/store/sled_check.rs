@@ -13,7 +13,8 @@ pub(crate) const RECOVERY: &str = "the store refuses to serve rather than forget
      keys (their side effects would run again). To recover: restore the whole data directory \
      (META, journal/ and sled/ together) from a backup taken while the store was closed, or \
      move this directory aside, open a new store and `idemkv import` the last export; see \
-     docs/RELIABILITY.md, \"Damaged or missing sled data\"";
+     docs/RELIABILITY.md, \"Damaged or missing sled data\" (and `Config::accept_sled_as_is` \
+     for a sled/ you have restored or checked yourself)";
 
 /// Checks sled at open. `found` is sled's marker; `count` counts sled's
 /// records (a scan of them all, so it is called only when needed). Returns
@@ -25,11 +26,21 @@ pub(crate) const RECOVERY: &str = "the store refuses to serve rather than forget
 /// be this store's and not be older than META's checkpoint; its record
 /// count is checked against sled by the audit that runs after open (see
 /// `background::build_filters`), which is too slow for open itself.
+///
+/// `as_is` (`Config::accept_sled_as_is`) skips every check: the marker is
+/// rebuilt from the count.
 pub(crate) fn at_open(
     meta: &Meta,
     found: Option<Marker>,
     count: impl FnOnce() -> Result<u64>,
+    as_is: bool,
 ) -> Result<Marker> {
+    if as_is {
+        let applied_seq = found
+            .filter(|m| m.dir_id == meta.dir_id)
+            .map_or(meta.checkpoint_seq, |m| m.applied_seq.max(meta.checkpoint_seq));
+        return Ok(Marker { dir_id: meta.dir_id, applied_seq, records: count()? });
+    }
     if meta.sled_lost() {
         return Err(lost(
             "an earlier count of sled's records disagreed with its marker (sled's files are \
@@ -97,6 +108,11 @@ pub(crate) fn count_mismatch(expected: u64, found: u64) -> String {
     }
 }
 
+/// The error for an audit whose count disagrees with the marker.
+pub(crate) fn audit_loss(a: &crate::storage::Audited) -> Error {
+    lost(count_mismatch(a.expected.unwrap_or_default(), a.scanned))
+}
+
 /// Maps an error of sled's open that means its files are damaged (sled's
 /// `Corruption`, or a read past the end of a truncated file) to the lost-data
 /// error; any other error (permissions, a full disk) is left as it is.
@@ -131,7 +147,7 @@ mod tests {
 
     #[test]
     fn an_unmarked_store_starts_its_marker_from_the_count() {
-        let m = at_open(&meta(0), None, || Ok(7)).unwrap();
+        let m = at_open(&meta(0), None, || Ok(7), false).unwrap();
         assert_eq!(m, marker(100, 7));
     }
 
@@ -139,12 +155,18 @@ mod tests {
     fn a_marked_store_refuses_every_kind_of_loss() {
         let marked = meta(FLAG_SLED_MARKED);
         let uncounted = || -> Result<u64> { panic!("a marked store is not counted at open") };
-        assert_eq!(at_open(&marked, Some(marker(100, 7)), uncounted).unwrap(), marker(100, 7));
-        assert_eq!(at_open(&marked, Some(marker(150, 7)), uncounted).unwrap(), marker(150, 7));
+        assert_eq!(
+            at_open(&marked, Some(marker(100, 7)), uncounted, false).unwrap(),
+            marker(100, 7)
+        );
+        assert_eq!(
+            at_open(&marked, Some(marker(150, 7)), uncounted, false).unwrap(),
+            marker(150, 7)
+        );
         // Never checkpointed: the journal rebuilds a missing sled.
         let fresh = Meta { checkpoint_seq: 0, ..marked };
-        assert_eq!(at_open(&fresh, None, || Ok(0)).unwrap(), marker(0, 0));
-        assert!(at_open(&fresh, None, || Ok(1)).is_err(), "records without a marker");
+        assert_eq!(at_open(&fresh, None, || Ok(0), false).unwrap(), marker(0, 0));
+        assert!(at_open(&fresh, None, || Ok(1), false).is_err(), "records without a marker");
         let cases = [
             (marked, None, "holds no marker"),
             (marked, Some(Marker { dir_id: 6, ..marker(100, 7) }), "another store"),
@@ -156,7 +178,11 @@ mod tests {
             ),
         ];
         for (meta, found, words) in cases {
-            let e = at_open(&meta, found, || Ok(7)).unwrap_err();
+            let e = at_open(&meta, found, || Ok(7), false).unwrap_err();
+            // Accepted as it is, on the operator's word: rebuilt from the count.
+            let m = at_open(&meta, found, || Ok(3), true).unwrap();
+            assert_eq!((m.dir_id, m.records), (5, 3));
+            assert!(m.applied_seq >= meta.checkpoint_seq);
             let msg = e.to_string();
             assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
             assert!(msg.contains(words) && msg.contains("idemkv import"), "{msg}");

@@ -1,0 +1,87 @@
+//! Guards the operator's way out of a refused store: `Config::accept_sled_as_is(true)` opens a store whose `sled/` was deleted, replaced by an older copy or found short of records, rebuilds sled's marker from what is there, serves every record that survived, and from then on the store opens normally and checks sled again — the records that were lost stay lost (their keys acquire again), as documented.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{TestResult, acquire};
+use idemkv::{Claim, Config, Durability, Error, Key};
+
+fn key(i: usize) -> Key {
+    Key::new("pay", format!("evt_{i:03}")).expect("valid key")
+}
+
+fn config() -> Config {
+    Config::new()
+        .durability(Durability::Buffered { max_delay: Duration::from_millis(2) })
+        .sweep_interval(None)
+}
+
+fn complete(dir: &Path, from: usize, to: usize) -> TestResult {
+    let store = config().open(dir)?;
+    for i in from..to {
+        let lease = acquire(&store, &key(i), None)?;
+        store.complete(&lease, format!("r{i}").as_bytes())?;
+    }
+    store.close()?;
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> TestResult {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn an_older_sled_accepted_as_is_serves_what_it_holds_and_is_checked_again() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let older = tempfile::tempdir()?;
+    complete(dir.path(), 0, 10)?;
+    copy_dir(&dir.path().join("sled"), older.path())?;
+    complete(dir.path(), 10, 20)?;
+    std::fs::remove_dir_all(dir.path().join("sled"))?;
+    copy_dir(older.path(), &dir.path().join("sled"))?;
+
+    let refused = config().open(dir.path()).expect_err("an older sled is refused");
+    assert!(matches!(refused, Error::Corrupt { .. }), "{refused:?}");
+    assert!(refused.to_string().contains("accept_sled_as_is"), "{refused}");
+
+    let store = config().accept_sled_as_is(true).open(dir.path())?;
+    for i in 0..10 {
+        assert!(matches!(store.claim(&key(i), None)?, Claim::Replay(_)), "key {i} survived");
+    }
+    // What the older copy lacks is gone, as the option says.
+    let lease = acquire(&store, &key(15), None)?;
+    store.complete(&lease, b"again")?;
+    let report = store.verify()?;
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.expected_records, Some(11));
+    store.close()?;
+
+    // Accepted once: later opens check sled again, and find it whole.
+    let store = config().open(dir.path())?;
+    assert!(matches!(store.claim(&key(15), None)?, Claim::Replay(r) if r.response() == b"again"));
+    store.close()?;
+    Ok(())
+}
+
+#[test]
+fn a_deleted_sled_accepted_as_is_opens_empty() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    complete(dir.path(), 0, 5)?;
+    std::fs::remove_dir_all(dir.path().join("sled"))?;
+    assert!(config().open(dir.path()).is_err(), "a deleted sled is refused");
+    let store = config().accept_sled_as_is(true).open(dir.path())?;
+    assert!(matches!(store.claim(&key(0), None)?, Claim::Acquired(_)));
+    Ok(())
+}
