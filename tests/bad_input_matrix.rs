@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::faults::{Fault, FaultyFs};
+use common::tmpfs::Tmpfs;
 use common::{Ack, ChildProc, TestResult, acquire, crc32, mock_clock, mock_config};
 use idemkv::{
     Claim, ClaimOptions, Config, Durability, EntryState, Error, Failure, Key, MAX_DURATION,
@@ -610,48 +610,6 @@ fn a_regular_file_as_the_directory_is_an_io_error() -> TestResult {
     Ok(())
 }
 
-/// A tmpfs mounted for one test (root only), unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, options: &str) -> Option<Tmpfs> {
-        if !common::is_root() {
-            println!("note: not root, skipping the tmpfs sub-case ({options})");
-            return None;
-        }
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            println!("note: `mount -t tmpfs -o {options}` failed, skipping that sub-case");
-            return None;
-        }
-        Some(Tmpfs { dir: dir.to_path_buf() })
-    }
-
-    fn remount(&self, options: &str) -> TestResult {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,{options}")])
-            .arg(&self.dir)
-            .status()?;
-        if status.success() { Ok(()) } else { Err(format!("remount {options} failed").into()) }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let plain = Command::new("umount").arg(&self.dir).status();
-        if !plain.is_ok_and(|s| s.success()) {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
-}
-
 #[test]
 fn a_read_only_directory_is_an_io_error() -> TestResult {
     let _serial = common::serial();
@@ -659,13 +617,13 @@ fn a_read_only_directory_is_an_io_error() -> TestResult {
     if common::is_root() {
         // Root ignores permission bits: use read-only mounts instead.
         let ro = root.path().join("ro");
-        if let Some(_m) = Tmpfs::mount(&ro, "ro,size=1m") {
+        if let Some(_m) = Tmpfs::mount(&ro, "ro,size=1m", "the read-only sub-case") {
             refused(Store::open(&ro), io, &["LOCK", "Read-only file system"]);
             refused(Store::open(ro.join("sub")), io, &["creating data directory"]);
         }
         // An existing store whose file system turns read-only.
         let rw = root.path().join("rw");
-        if let Some(m) = Tmpfs::mount(&rw, "size=16m") {
+        if let Some(m) = Tmpfs::mount(&rw, "size=16m", "the read-write sub-case") {
             let store = Store::open(&rw)?;
             plant(&store)?;
             store.close()?;
@@ -778,7 +736,7 @@ fn a_full_disk_poisons_the_store_and_loses_nothing_acknowledged() -> TestResult 
     // 2. A real full file system: a tmpfs filled up while the store runs.
     let root = tempfile::tempdir()?;
     let mnt = root.path().join("mnt");
-    let Some(m) = Tmpfs::mount(&mnt, "size=8m") else { return Ok(()) };
+    let Some(m) = Tmpfs::mount(&mnt, "size=8m", "the full-disk sub-case") else { return Ok(()) };
     let store = Store::open(&mnt)?;
     plant(&store)?;
     let (first, none) = fill(&store, 16 << 10, 0, 20);

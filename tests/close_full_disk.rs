@@ -10,9 +10,9 @@ mod common;
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tmpfs::Tmpfs;
 use common::{Ack, ChildProc, TestResult};
 use idemkv::{Claim, Config, Error, Key, Store};
 
@@ -97,57 +97,15 @@ fn full_disk_child() {
     std::process::exit(0);
 }
 
-/// A tmpfs mounted for this test (root only), unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, options: &str) -> Option<Tmpfs> {
-        if !common::is_root() {
-            println!("note: not root, skipping the full-disk close test");
-            return None;
-        }
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            println!(
-                "note: `mount -t tmpfs -o {options}` failed, skipping the full-disk close test"
-            );
-            return None;
-        }
-        Some(Tmpfs { dir: dir.to_path_buf() })
-    }
-
-    fn remount(&self, options: &str) -> TestResult {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,{options}")])
-            .arg(&self.dir)
-            .status()?;
-        if status.success() { Ok(()) } else { Err(format!("remount {options} failed").into()) }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let plain = Command::new("umount").arg(&self.dir).status();
-        if !plain.is_ok_and(|s| s.success()) {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
-}
-
 #[test]
 fn close_returns_when_sled_hit_a_full_disk() -> TestResult {
     let _serial = common::serial();
     for attempt in 0..ATTEMPTS {
         let root = tempfile::tempdir()?;
         let mnt = root.path().join("mnt");
-        let Some(m) = Tmpfs::mount(&mnt, "size=20m") else { return Ok(()) };
+        let Some(m) = Tmpfs::mount(&mnt, "size=20m", "the full-disk close test") else {
+            return Ok(());
+        };
         // Every other attempt checkpoints often, so that sled fills the disk.
         let variant = if attempt % 2 == 1 { "checkpoints" } else { "default" };
         let mut child =

@@ -9,10 +9,8 @@ use std::time::Duration;
 use common::{TestResult, acquire, key};
 use idemkv::{
     Claim, Config, Durability, Error, MAX_DURATION, MAX_RESPONSE_LIMIT, MAX_SEGMENT_BYTES,
-    MAX_SWEEP_BATCH, MIN_SEGMENT_BYTES, MIN_SLED_CACHE_BYTES, Policy, Store,
+    MAX_SWEEP_BATCH, MIN_SEGMENT_BYTES, MIN_SLED_CACHE_BYTES, Policy,
 };
-
-const SENTINEL: &[u8] = b"sentinel";
 
 /// One case: a label, the configuration, and whether it must open.
 struct Case {
@@ -101,19 +99,6 @@ fn cases() -> Vec<Case> {
     v
 }
 
-fn plant(store: &Store) -> TestResult {
-    let lease = acquire(store, &key("sentinel"), None)?;
-    store.complete(&lease, SENTINEL)?;
-    Ok(())
-}
-
-fn still_there(store: &Store) -> TestResult {
-    match store.claim(&key("sentinel"), None)? {
-        Claim::Replay(r) if r.response() == SENTINEL => Ok(()),
-        other => Err(format!("sentinel lost: {other:?}").into()),
-    }
-}
-
 /// Opens `dir` with the case's config; on success works a key through it
 /// and closes it. Returns the open's verdict.
 fn run(dir: &Path, c: Case) -> TestResult<Result<(), Error>> {
@@ -121,7 +106,7 @@ fn run(dir: &Path, c: Case) -> TestResult<Result<(), Error>> {
         Ok(store) => store,
         Err(e) => return Ok(Err(e)),
     };
-    still_there(&store)?;
+    common::sentinel_replays(&store, &key("sentinel"))?;
     let lease = acquire(&store, &key(&c.label), None)?;
     store.complete(&lease, b"")?; // empty: fits max_response_bytes(0)
     assert!(matches!(store.claim(&key(&c.label), None)?, Claim::Replay(_)));
@@ -133,7 +118,7 @@ fn run(dir: &Path, c: Case) -> TestResult<Result<(), Error>> {
 fn every_config_value_opens_or_is_invalid_config_and_never_panics() -> TestResult {
     let dir = common::fast_tempdir()?;
     let store = base().open(dir.path())?;
-    plant(&store)?;
+    common::plant_sentinel(&store, &key("sentinel"))?;
     store.close()?;
     let mut failures = Vec::new();
     for c in cases() {
@@ -151,7 +136,7 @@ fn every_config_value_opens_or_is_invalid_config_and_never_panics() -> TestResul
         }
         // Whatever happened, a valid configuration still finds the sentinel.
         let store = base().open(dir.path())?;
-        if let Err(e) = still_there(&store) {
+        if let Err(e) = common::sentinel_replays(&store, &key("sentinel")) {
             failures.push(format!("after {label}: {e}"));
         }
         store.close()?;

@@ -14,7 +14,6 @@ use idemkv::{
 };
 
 const NS: &str = "d";
-const SENTINEL: &[u8] = b"sentinel";
 
 fn key(id: &str) -> Key {
     Key::new(NS, id).expect("valid key")
@@ -64,20 +63,6 @@ fn ms_of(t: std::time::SystemTime) -> u64 {
     common::ms(t)
 }
 
-/// Plants a completed sentinel key.
-fn plant(store: &Store) -> TestResult {
-    let lease = acquire(store, &key("sentinel"), None)?;
-    store.complete(&lease, SENTINEL)?;
-    Ok(())
-}
-
-fn still_there(store: &Store) -> TestResult {
-    match store.claim(&key("sentinel"), None)? {
-        Claim::Replay(r) if r.response() == SENTINEL => Ok(()),
-        other => Err(format!("sentinel lost: {other:?}").into()),
-    }
-}
-
 fn in_flight(store: &Store, k: &Key) -> TestResult {
     match store.claim(k, None)? {
         Claim::InFlight { .. } => Ok(()),
@@ -114,14 +99,14 @@ fn claim_with(
             (store, opts)
         }
     };
-    plant(&store).expect("sentinel");
+    common::plant_sentinel(&store, &key("sentinel")).expect("sentinel");
     let res = store.claim_with(k, None, &opts);
     match res {
         Ok(Claim::Acquired(lease)) => Ok((store, lease)),
         Ok(other) => panic!("a new key must be acquired, got {other:?}"),
         Err(e) => {
             assert!(store.get(k)?.is_none(), "a refused claim stores nothing");
-            still_there(&store).expect("sentinel");
+            common::sentinel_replays(&store, &key("sentinel")).expect("sentinel");
             Err(e)
         }
     }
@@ -239,7 +224,7 @@ fn extend_moves_the_deadline_by_at_least_the_duration() -> TestResult {
         let clock = MockClock::new(T0);
         let policy = Policy::default().lease(Duration::from_millis(1)).retention(MAX_DURATION);
         let store = mock_config(&clock).default_policy(policy).open(dir.path())?;
-        plant(&store)?;
+        common::plant_sentinel(&store, &key("sentinel"))?;
         let k = key("extended");
         let mut lease = acquire(&store, &k, None)?;
         let before = lease.clone();
@@ -248,7 +233,7 @@ fn extend_moves_the_deadline_by_at_least_the_duration() -> TestResult {
             assert_eq!(lease, before, "a refused extension changes nothing");
             in_flight(&store, &k)?;
             store.complete(&lease, b"ok")?;
-            still_there(&store)?;
+            common::sentinel_replays(&store, &key("sentinel"))?;
             continue;
         };
         store.extend(&mut lease, d).map_err(|e| format!("extend {d:?}: {e}"))?;
@@ -267,7 +252,7 @@ fn extend_moves_the_deadline_by_at_least_the_duration() -> TestResult {
 fn wait_timeouts_are_exact_and_unrepresentable_ones_mean_no_limit() -> TestResult {
     let dir = common::fast_tempdir()?;
     let store = Config::new().sweep_interval(None).open(dir.path())?;
-    plant(&store)?;
+    common::plant_sentinel(&store, &key("sentinel"))?;
     let opts = ClaimOptions::new();
     for d in table() {
         // A finished key replays at once, whatever the timeout.
@@ -301,7 +286,7 @@ fn wait_timeouts_are_exact_and_unrepresentable_ones_mean_no_limit() -> TestResul
             assert!(matches!(got, Claim::Acquired(_)), "{d:?}: {got:?}");
         }
     }
-    still_there(&store)
+    common::sentinel_replays(&store, &key("sentinel"))
 }
 
 #[test]
@@ -315,7 +300,7 @@ fn buffered_max_delay_follows_the_rule_and_never_poisons() -> TestResult {
             continue;
         }
         let store = res.map_err(|e| format!("max_delay {d:?}: {e}"))?;
-        plant(&store)?;
+        common::plant_sentinel(&store, &key("sentinel"))?;
         for i in 0..20 {
             let lease = acquire(&store, &key(&format!("b{i}")), None)?;
             store.complete(&lease, b"ok")?;
@@ -323,10 +308,10 @@ fn buffered_max_delay_follows_the_rule_and_never_poisons() -> TestResult {
         // Give the journal thread time to run its fsync-deadline arithmetic.
         std::thread::sleep(Duration::from_millis(5));
         store.flush().map_err(|e| format!("max_delay {d:?}: {e}"))?;
-        still_there(&store)?;
+        common::sentinel_replays(&store, &key("sentinel"))?;
         store.close()?;
         let store = Store::open(dir.path())?;
-        still_there(&store)?;
+        common::sentinel_replays(&store, &key("sentinel"))?;
         assert!(matches!(store.claim(&key("b19"), None)?, Claim::Replay(_)));
     }
     Ok(())
@@ -350,7 +335,7 @@ fn background_intervals_follow_the_rule() -> TestResult {
                 continue;
             }
             let store = res.map_err(|e| format!("{name} {d:?}: {e}"))?;
-            plant(&store)?;
+            common::plant_sentinel(&store, &key("sentinel"))?;
             let opts = ClaimOptions::new().lease(Duration::from_millis(1));
             let lease = store.claim_with(&key("short"), None, &opts.retention(opts_ms(1)))?;
             store.complete(&lease.into_lease().ok_or("not acquired")?, b"x")?;
@@ -364,9 +349,9 @@ fn background_intervals_follow_the_rule() -> TestResult {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
-            still_there(&store)?;
+            common::sentinel_replays(&store, &key("sentinel"))?;
             store.close()?;
-            still_there(&mock_config(&clock).open(dir.path())?)?;
+            common::sentinel_replays(&mock_config(&clock).open(dir.path())?, &key("sentinel"))?;
         }
     }
     Ok(())

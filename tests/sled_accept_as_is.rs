@@ -28,29 +28,15 @@ fn complete(dir: &Path, from: usize, to: usize) -> TestResult {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> TestResult {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn an_older_sled_accepted_as_is_serves_what_it_holds_and_is_checked_again() -> TestResult {
     let dir = tempfile::tempdir()?;
     let older = tempfile::tempdir()?;
     complete(dir.path(), 0, 10)?;
-    copy_dir(&dir.path().join("sled"), older.path())?;
+    common::copy_dir(&dir.path().join("sled"), older.path())?;
     complete(dir.path(), 10, 20)?;
     std::fs::remove_dir_all(dir.path().join("sled"))?;
-    copy_dir(older.path(), &dir.path().join("sled"))?;
+    common::copy_dir(older.path(), &dir.path().join("sled"))?;
 
     let refused = config().open(dir.path()).expect_err("an older sled is refused");
     assert!(matches!(refused, Error::Corrupt { .. }), "{refused:?}");

@@ -39,20 +39,6 @@ fn complete(dir: &Path, from: usize, to: usize) -> TestResult {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> TestResult {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// What opening a damaged store did.
 enum Outcome {
     /// Open failed with this error.
@@ -179,7 +165,7 @@ fn no_damage_to_sled_silently_forgets_a_completion() -> TestResult {
     // An older copy of sled/: taken after the first half was checkpointed.
     complete(&pristine, 0, KEYS / 2)?;
     let older = base.path().join("older-sled");
-    copy_dir(&pristine.join("sled"), &older)?;
+    common::copy_dir(&pristine.join("sled"), &older)?;
     complete(&pristine, KEYS / 2, KEYS)?;
     // Another store's sled/, holding as many records.
     let other = base.path().join("other");
@@ -187,7 +173,7 @@ fn no_damage_to_sled_silently_forgets_a_completion() -> TestResult {
 
     // The undamaged store serves everything.
     let undamaged = base.path().join("undamaged");
-    copy_dir(&pristine, &undamaged)?;
+    common::copy_dir(&pristine, &undamaged)?;
     assert!(matches!(check(&undamaged, "undamaged")?, Outcome::Served));
 
     let db_len = fs::metadata(sled_db(&pristine))?.len();
@@ -197,14 +183,15 @@ fn no_damage_to_sled_silently_forgets_a_completion() -> TestResult {
             format!("sled/ replaced by {name}"),
             Box::new(move |d: &Path| {
                 fs::remove_dir_all(d.join("sled"))?;
-                copy_dir(&from, &d.join("sled")).map_err(|e| std::io::Error::other(e.to_string()))
+                common::copy_dir(&from, &d.join("sled"))
+                    .map_err(|e| std::io::Error::other(e.to_string()))
             }),
         ));
     }
     let mut refused = Vec::new();
     for (n, (case, damage)) in cases.iter().enumerate() {
         let dir = base.path().join(format!("case{n}"));
-        copy_dir(&pristine, &dir)?;
+        common::copy_dir(&pristine, &dir)?;
         damage(&dir)?;
         match check(&dir, case)? {
             Outcome::Served => println!("{case}: served, every completion replayed"),

@@ -5,9 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::{TestResult, acquire, crc32, from_hex, key, to_hex};
-use idemkv::{Claim, Config, Error, ExportedRecord, MAX_IMPORTED_TOKEN, MAX_TOKEN, Store};
-
-const SENTINEL: &[u8] = b"sentinel";
+use idemkv::{Claim, Config, Error, ExportedRecord, MAX_IMPORTED_TOKEN, MAX_TOKEN};
 
 /// Byte offset of the token in an encoded record (docs/FORMAT.md, "Record").
 const RECORD_TOKEN_AT: usize = 36;
@@ -44,19 +42,6 @@ fn with_token(rec: &ExportedRecord, token: u64) -> TestResult<ExportedRecord> {
     Ok(ExportedRecord { record: to_hex(&bytes), ..rec.clone() })
 }
 
-fn plant(store: &Store) -> TestResult {
-    let lease = acquire(store, &key("sentinel"), None)?;
-    store.complete(&lease, SENTINEL)?;
-    Ok(())
-}
-
-fn still_there(store: &Store) -> TestResult {
-    match store.claim(&key("sentinel"), None)? {
-        Claim::Replay(r) if r.response() == SENTINEL => Ok(()),
-        other => Err(format!("sentinel lost: {other:?}").into()),
-    }
-}
-
 #[track_caller]
 fn exhausted<T: std::fmt::Debug>(res: idemkv::Result<T>, token: u64, limit: u64) {
     match res {
@@ -72,7 +57,7 @@ fn imports_above_the_limit_are_refused_and_change_nothing() -> TestResult {
     let rec = exported_record()?;
     let dir = common::fast_tempdir()?;
     let store = config().open(dir.path())?;
-    plant(&store)?;
+    common::plant_sentinel(&store, &key("sentinel"))?;
     let before = acquire(&store, &key("before"), None)?.token();
     for token in [MAX_IMPORTED_TOKEN + 1, 1 << 63 | 1 << 62, MAX_TOKEN, u64::MAX - 1, u64::MAX] {
         exhausted(store.import(&with_token(&rec, token)?), token, MAX_IMPORTED_TOKEN);
@@ -81,7 +66,7 @@ fn imports_above_the_limit_are_refused_and_change_nothing() -> TestResult {
     // Later tokens did not jump: the refused imports left the counter alone.
     let after = acquire(&store, &key("after"), None)?.token();
     assert!(after > before && after < 1 << 40, "{before} then {after}");
-    still_there(&store)
+    common::sentinel_replays(&store, &key("sentinel"))
 }
 
 #[test]
@@ -89,7 +74,7 @@ fn tokens_strictly_increase_across_reopens_after_an_import_at_the_limit() -> Tes
     let rec = exported_record()?;
     let dir = common::fast_tempdir()?;
     let mut store = config().open(dir.path())?;
-    plant(&store)?;
+    common::plant_sentinel(&store, &key("sentinel"))?;
     store.import(&with_token(&rec, MAX_IMPORTED_TOKEN)?)?;
     match store.claim(&key("imported"), None)? {
         Claim::Replay(r) => assert_eq!(r.token(), MAX_IMPORTED_TOKEN),
@@ -104,7 +89,7 @@ fn tokens_strictly_increase_across_reopens_after_an_import_at_the_limit() -> Tes
         }
         store.close()?;
         store = config().open(dir.path())?;
-        still_there(&store)?;
+        common::sentinel_replays(&store, &key("sentinel"))?;
     }
     let t = acquire(&store, &key("last"), None)?.token();
     assert!(t > last && t < MAX_IMPORTED_TOKEN + (1 << 40), "token {t} after {last}");
@@ -128,13 +113,13 @@ fn set_ceiling(dir: &Path, ceiling: u64) -> TestResult {
 fn an_exhausted_token_space_is_a_typed_error_not_a_wrap() -> TestResult {
     let dir = common::fast_tempdir()?;
     let store = config().open(dir.path())?;
-    plant(&store)?;
+    common::plant_sentinel(&store, &key("sentinel"))?;
     store.close()?;
 
     // Three tokens left: MAX_TOKEN - 1 and MAX_TOKEN are issued, then none.
     set_ceiling(dir.path(), MAX_TOKEN - 2)?;
     let store = config().open(dir.path())?;
-    still_there(&store)?;
+    common::sentinel_replays(&store, &key("sentinel"))?;
     let a = acquire(&store, &key("a"), None)?;
     let b = acquire(&store, &key("b"), None)?;
     assert_eq!((a.token(), b.token()), (MAX_TOKEN - 1, MAX_TOKEN));
@@ -148,7 +133,7 @@ fn an_exhausted_token_space_is_a_typed_error_not_a_wrap() -> TestResult {
     assert!(
         matches!(store.claim(&key("a"), None)?, Claim::Replay(r) if r.token() == MAX_TOKEN - 1)
     );
-    still_there(&store)?;
+    common::sentinel_replays(&store, &key("sentinel"))?;
     store.close()?;
 
     // Reopened: still exhausted, never back to small tokens.
@@ -157,7 +142,7 @@ fn an_exhausted_token_space_is_a_typed_error_not_a_wrap() -> TestResult {
             set_ceiling(dir.path(), c)?;
         }
         let store = config().open(dir.path())?;
-        still_there(&store)?;
+        common::sentinel_replays(&store, &key("sentinel"))?;
         assert!(matches!(store.claim(&key("b"), None)?, Claim::Replay(r) if r.response() == b"b"));
         match store.claim(&key("d"), None) {
             Err(Error::TokenSpaceExhausted { token, limit }) => {
