@@ -26,6 +26,9 @@ pub(super) struct Tracked {
     behind: i64,
     /// The same, for the batch being applied (kept once it is applied).
     pending: i64,
+    /// A batch failed to apply since this audit began: part of it may be in
+    /// sled without its marker, so the count proves nothing.
+    failed: bool,
 }
 
 impl Tracked {
@@ -42,6 +45,7 @@ impl Tracked {
         self.cursor = None;
         self.behind = 0;
         self.pending = 0;
+        self.failed = false;
     }
 
     /// The batch was applied (or not): keep its marker and notes, or drop them.
@@ -51,6 +55,8 @@ impl Tracked {
                 self.marker = next;
             }
             self.behind += self.pending;
+        } else {
+            self.failed = true;
         }
         self.pending = 0;
     }
@@ -61,7 +67,8 @@ impl Tracked {
 pub(crate) struct Audited {
     /// Records scanned.
     pub scanned: u64,
-    /// Records the marker says the scan should have found, if sled is marked.
+    /// Records the marker says the scan should have found; `None` when sled
+    /// is not marked or a batch failed during the audit (nothing to compare).
     pub expected: Option<u64>,
 }
 
@@ -120,7 +127,6 @@ impl Storage {
         rebase: bool,
     ) -> Result<Option<Audited>> {
         let _one = self.auditing.lock();
-        let db = self.db()?;
         self.marker.lock().restart(true);
         let result = (|| {
             let mut scanned = 0u64;
@@ -128,6 +134,9 @@ impl Storage {
                 if !keep_going() {
                     return Ok(None);
                 }
+                // sled's read lock per page only: close must be able to take
+                // it between pages.
+                let db = self.db()?;
                 let mut tracked = self.marker.lock();
                 let start = match &tracked.cursor {
                     Some(raw) => std::ops::Bound::Excluded(record_key(raw)),
@@ -151,7 +160,11 @@ impl Storage {
                 match last {
                     Some(raw) => tracked.cursor = Some(raw),
                     None => {
-                        // The whole tree is scanned: compare under the lock.
+                        // The whole tree is scanned: compare under the lock
+                        // (nothing to compare after a failed batch).
+                        if tracked.failed {
+                            return Ok(Some(Audited { scanned, expected: None }));
+                        }
                         let behind = tracked.behind;
                         let expected =
                             tracked.marker.map(|m| m.records.saturating_add_signed(-behind));

@@ -35,6 +35,15 @@ const APPLY_MAX: usize = 8192;
 
 /// Applies durable batches to sled, then retires their pending versions.
 pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
+    // After a clean close, sled stays as that close left it until the first
+    // audit has checked it (writers meanwhile fill the pending maps, up to
+    // the backlog limit). The filter thread always ends that audit.
+    {
+        let mut done = shared.audited.lock();
+        while !*done && !shared.poison.is_set() {
+            let _ = shared.audited_cv.wait_for(&mut done, Duration::from_millis(50));
+        }
+    }
     while let Ok(mut batch) = batches.recv() {
         // Gather what arrives within the window into one sled batch: fewer,
         // larger batches, and a key's claim and completion (two fsync rounds

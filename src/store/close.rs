@@ -48,7 +48,10 @@ impl Inner {
         let mut result = s.poison.check();
         if result.is_ok() && stuck.is_empty() {
             let shared = Arc::clone(s);
-            let checkpoint = move || shared.checkpoint().and_then(|_| shared.close_cleanly());
+            // Read before the checkpoint syncs sled (see `close_cleanly`).
+            let rebuilt = !shared.rebase_pending.load(Ordering::Acquire);
+            let checkpoint =
+                move || shared.checkpoint().and_then(|_| shared.close_cleanly(rebuilt));
             match run_within(STEP_TIMEOUT, checkpoint) {
                 Some(r) => result = r.map(drop),
                 None => stuck.push("the final checkpoint".into()),

@@ -20,6 +20,7 @@ mod open;
 mod shard;
 mod shared;
 mod sled_check;
+mod sled_watch;
 mod types;
 
 use std::path::Path;
@@ -411,9 +412,10 @@ impl Store {
             (current, seen) = st.lookup(&raw, &s.storage)?;
         }
         drop(st);
-        if current.is_none() && s.sled_damaged.load(Ordering::Acquire) {
-            // sled lost records: "absent" may be one of them.
-            s.poison.check()?;
+        if current.is_none() {
+            // sled lost records, or could not be checked: "absent" may be
+            // one of them.
+            s.absent_unsure()?;
         }
         // Even an absent answer may rest on a pending delete: settle it.
         self.settle(seen)?;
@@ -490,7 +492,8 @@ impl Store {
         let mut report = VerifyReport::default();
         // Like `list` and `export`: see every transition made before the call.
         self.catch_up()?;
-        let audited = self.shared().audit(
+        let s = self.shared();
+        let audited = s.audit(
             |raw, bytes| {
                 if let Err(e) = crate::format::record::decode(raw, bytes) {
                     let reason = match e {
@@ -500,9 +503,9 @@ impl Store {
                     report.corrupt.push((raw.to_vec(), reason));
                 }
             },
-            || true,
+            || !s.closed.load(Ordering::Acquire),
         );
-        let audited = audited?.ok_or_else(|| internal("an audit without a stop ended early"))?;
+        let audited = audited?.ok_or(Error::Closed)?;
         report.records = audited.scanned;
         report.expected_records = audited.expected;
         if !audited.matches() {

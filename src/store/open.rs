@@ -166,8 +166,12 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     // Record the new boot and token ceiling; checkpoint what went to sled
     // (and, the first time, the marker: META may say sled is marked only
     // once the marker is durable).
+    // Counted during this open (a store not yet marked, or accepted as it
+    // is); rebuilt by the first audit (the last session ended uncleanly);
+    // or checked by it (a clean close: sled must stay as it is until then).
     let remarked = !old.sled_marked() || as_is;
-    let rebase = old.sled_marked() && old.sled_recount() && !as_is;
+    let rebase = !remarked && old.sled_recount();
+    let check = !remarked && !rebase;
     if in_sled != old.checkpoint_seq || remarked {
         storage.sync()?;
     }
@@ -182,8 +186,10 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         token_ceiling: old.token_ceiling.saturating_add(TOKEN_BLOCK),
         checkpoint_seq: if tail.is_empty() { recovery.last_seq } else { in_sled },
         created_at: old.created_at,
-        // Marked, and open (not closed cleanly) until a clean close.
-        flags: (old.flags | FLAG_SLED_MARKED | FLAG_SLED_RECOUNT)
+        // Marked; and "open, sled may change" (`SLED_RECOUNT`) until a clean
+        // close — set now, unless the first audit must check sled as the
+        // last close left it (then it sets the flag when it ends).
+        flags: (old.flags | FLAG_SLED_MARKED | if check { 0 } else { FLAG_SLED_RECOUNT })
             & if as_is { !FLAG_SLED_LOST } else { u32::MAX },
     };
     let mut meta = MetaFile::new(dir, old);
@@ -226,7 +232,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         filter_build: Mutex::new(()),
         // Claims of keys found nowhere wait for the first audit only when
         // it checks a count that open did not take itself.
-        audited: Mutex::new(rebase || remarked),
+        audited: Mutex::new(!check),
         sled_damaged: AtomicBool::new(false),
         // After an unclean end sled's count is rebuilt, not checked: sled's
         // batches are not atomic across its own I/O errors (a full disk).

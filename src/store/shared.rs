@@ -115,30 +115,6 @@ impl Shared {
         Ok(())
     }
 
-    /// Whether the first audit of sled after open has ended.
-    pub fn audit_done(&self) -> bool {
-        *self.audited.lock()
-    }
-
-    /// Waits until the first audit of sled after open has ended, the store
-    /// is poisoned (the audit may have found sled damaged) or it closes
-    /// (`Err(Closed)`).
-    pub fn wait_audit(&self) -> Result<()> {
-        let mut done = self.audited.lock();
-        while !*done && !self.poison.is_set() {
-            self.check_open()?;
-            let _ = self.audited_cv.wait_for(&mut done, Duration::from_millis(50));
-        }
-        drop(done);
-        self.check_open()
-    }
-
-    /// Marks the first audit after open as ended, waking whoever waits.
-    pub fn end_audit(&self) {
-        *self.audited.lock() = true;
-        self.audited_cv.notify_all();
-    }
-
     /// Refuses every call after close (reads too).
     pub fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
@@ -226,63 +202,6 @@ impl Shared {
             self.token_ceiling.store(m.token_ceiling, Ordering::Release);
         }
         Ok(())
-    }
-
-    /// An audit found sled's records disagreeing with its marker: refuse to
-    /// serve from now on (poison), and record it in META so that the next
-    /// open refuses too. Returns the error that says what was lost.
-    pub fn sled_lost(&self, audited: &crate::storage::Audited) -> Error {
-        let err = super::sled_check::audit_loss(audited);
-        tracing::error!(target: "idemkv", error = %err, "sled lost records");
-        self.poison.set(err.to_string());
-        self.sled_damaged.store(true, Ordering::Release);
-        self.flag_meta(crate::format::meta::FLAG_SLED_LOST);
-        self.journal.wake_waiters();
-        err
-    }
-
-    /// After the final checkpoint of a close: clears META's "not closed
-    /// cleanly" flag, so that the next open checks sled's count instead of
-    /// rebuilding it — unless that rebuild has not happened yet.
-    pub fn close_cleanly(&self) -> Result<()> {
-        if self.rebase_pending.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut meta = self.meta.lock();
-        let mut m = meta.current;
-        m.flags &= !crate::format::meta::FLAG_SLED_RECOUNT;
-        meta.store(m)
-    }
-
-    /// Audits sled's records (see `Storage::audit`), rebuilding the marker's
-    /// count instead of checking it while a rebuild is pending (the last
-    /// session did not close cleanly). A count that disagrees with the
-    /// marker is a loss (`Audited::matches` is false): the store refuses to
-    /// serve from then on.
-    pub fn audit(
-        &self,
-        each: impl FnMut(&[u8], &[u8]),
-        keep_going: impl FnMut() -> bool,
-    ) -> Result<Option<crate::storage::Audited>> {
-        let rebase = self.rebase_pending.load(Ordering::Acquire);
-        let audited = self.storage.audit(each, keep_going, rebase)?;
-        if audited.is_some() && rebase {
-            self.rebase_pending.store(false, Ordering::Release);
-        }
-        if let Some(a) = audited.filter(|a| !a.matches()) {
-            self.sled_lost(&a);
-        }
-        Ok(audited)
-    }
-
-    /// Sets a flag in META, as well as it can (reported, never fatal).
-    fn flag_meta(&self, flag: u32) {
-        let mut meta = self.meta.lock();
-        let mut m = meta.current;
-        m.flags |= flag;
-        if let Err(e) = meta.store(m) {
-            tracing::error!(target: "idemkv", error = %e, flag, "writing a flag to META failed");
-        }
     }
 
     /// Makes sled durable up to the applied sequence number, records it in
