@@ -422,7 +422,12 @@ impl Config {
         let p = &self.default_policy;
         p.check("default policy", p.lease, p.retention)?;
         for (ns, p) in &self.namespaces {
-            crate::key::validate_namespace_name(ns)?;
+            crate::key::validate_namespace_name(ns).map_err(|e| match e {
+                Error::InvalidKey { reason } => Error::config(format!(
+                    "Config::namespace({ns:?}): {reason}; a policy must name a namespace keys can have"
+                )),
+                other => other,
+            })?;
             p.check(&format!("namespace {ns:?}"), p.lease, p.retention)?;
         }
         Ok(())

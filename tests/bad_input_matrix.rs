@@ -118,13 +118,13 @@ fn empty_and_oversized_namespaces_are_invalid_keys() -> TestResult {
     let dir = common::fast_tempdir()?;
     refused(
         Config::new().namespace(&long, Policy::default()).open(dir.path()),
-        invalid_key,
-        &["limit is 64"],
+        invalid_config,
+        &["Config::namespace", "limit is 64"],
     );
     refused(
         Config::new().namespace("", Policy::default()).open(dir.path()),
-        invalid_key,
-        &["namespace is empty"],
+        invalid_config,
+        &["Config::namespace", "namespace is empty"],
     );
     // `list` of a namespace no key can have is refused too: a 300-byte name
     // must not wrap its length byte and list namespace "n" x 44 instead.

@@ -46,6 +46,14 @@ fn cases() -> Vec<Case> {
         let ok = n.is_power_of_two() && n <= 4096;
         v.push(case(format!("shards({n})"), base().shards(n), ok));
     }
+    let long = "n".repeat(idemkv::MAX_NAMESPACE_LEN + 1);
+    let widest = "n".repeat(idemkv::MAX_NAMESPACE_LEN);
+    for (name, ok) in
+        [("", false), (long.as_str(), false), (widest.as_str(), true), ("a:b %c", true)]
+    {
+        let config = base().namespace(name, idemkv::Policy::default());
+        v.push(case(format!("namespace({name:?})"), config, ok));
+    }
     for n in [0, 1, MAX_RESPONSE_LIMIT, MAX_RESPONSE_LIMIT + 1, usize::MAX] {
         let ok = n <= MAX_RESPONSE_LIMIT;
         v.push(case(format!("max_response_bytes({n})"), base().max_response_bytes(n), ok));
