@@ -163,15 +163,17 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     storage.apply(to_sled.iter(), in_sled)?;
     drop(to_sled);
 
-    // Record the new boot and token ceiling; checkpoint what went to sled
-    // (and, the first time, the marker: META may say sled is marked only
-    // once the marker is durable).
-    // Counted during this open (a store not yet marked, or accepted as it
-    // is); rebuilt by the first audit (the last session ended uncleanly);
-    // or checked by it (a clean close: sled must stay as it is until then).
+    // sled's record count was taken during this open (a store not yet
+    // marked, or accepted as it is); or the first audit rebuilds it (the
+    // last session ended uncleanly); or it checks it (a clean close: then
+    // sled must stay as it is until the check).
     let remarked = !old.sled_marked() || as_is;
     let rebase = !remarked && old.sled_recount();
     let check = !remarked && !rebase;
+
+    // Record the new boot and token ceiling; checkpoint what went to sled
+    // (and a new marker: META may say sled is marked only once the marker
+    // is durable).
     if in_sled != old.checkpoint_seq || remarked {
         storage.sync()?;
     }
