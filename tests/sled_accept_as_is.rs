@@ -1,4 +1,4 @@
-//! Guards the operator's way out of a refused store: `Config::accept_sled_as_is(true)` opens a store whose `sled/` was deleted, replaced by an older copy or found short of records, rebuilds sled's marker from what is there, serves every record that survived, and from then on the store opens normally and checks sled again — the records that were lost stay lost (their keys acquire again), as documented.
+//! Guards the operator's way out of a refused store: `Config::accept_sled_as_is(true)` opens a store whose `sled/` was deleted, replaced by an older copy or found short of records, rebuilds sled's marker from what is there, serves every record that survived, and from then on the store opens normally and checks sled again — the records that were lost stay lost (their keys acquire again), as documented; the CLI's `--accept-sled-as-is` exports what a refused store holds.
 
 mod common;
 
@@ -69,5 +69,30 @@ fn a_deleted_sled_accepted_as_is_opens_empty() -> TestResult {
     assert!(config().open(dir.path()).is_err(), "a deleted sled is refused");
     let store = config().accept_sled_as_is(true).open(dir.path())?;
     assert!(matches!(store.claim(&key(0), None)?, Claim::Acquired(_)));
+    Ok(())
+}
+
+/// The CLI's way out: `--accept-sled-as-is` lets `idemkv export` read what a
+/// refused store still holds.
+#[test]
+fn the_cli_exports_what_a_refused_store_holds() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let older = tempfile::tempdir()?;
+    complete(dir.path(), 0, 3)?;
+    common::copy_dir(&dir.path().join("sled"), older.path())?;
+    complete(dir.path(), 3, 6)?;
+    std::fs::remove_dir_all(dir.path().join("sled"))?;
+    common::copy_dir(older.path(), &dir.path().join("sled"))?;
+    let bin = env!("CARGO_BIN_EXE_idemkv");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(bin).arg("--path").arg(dir.path()).args(extra).output()
+    };
+    let refused = run(&["export"])?;
+    assert!(!refused.status.success(), "export of a refused store succeeded");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("sled"));
+    let out = run(&["--accept-sled-as-is", "export"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = String::from_utf8(out.stdout)?;
+    assert_eq!(lines.lines().count(), 3, "the three records the older sled/ holds: {lines}");
     Ok(())
 }

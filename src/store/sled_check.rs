@@ -13,8 +13,8 @@ pub(crate) const RECOVERY: &str = "the store refuses to serve rather than forget
      keys (their side effects would run again). To recover: restore the whole data directory \
      (META, journal/ and sled/ together) from a backup taken while the store was closed, or \
      move this directory aside, open a new store and `idemkv import` the last export; see \
-     docs/RELIABILITY.md, \"Damaged or missing sled data\" (and `Config::accept_sled_as_is` \
-     for a sled/ you have restored or checked yourself)";
+     docs/RELIABILITY.md, \"Damaged or missing sled data\" (`Config::accept_sled_as_is`, or \
+     `idemkv --accept-sled-as-is export`, reads what is left)";
 
 /// Checks sled at open. `found` is sled's marker; `count` counts sled's
 /// records (a scan of them all, so it is called only when needed). Returns

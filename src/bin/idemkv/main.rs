@@ -40,6 +40,11 @@ struct Cli {
     /// Print every duplicate attempt (tracing target `idemkv::audit`) on stderr.
     #[arg(long, global = true)]
     audit: bool,
+    /// Open a store even though its sled/ was refused as damaged, rebuilding
+    /// sled's marker from what is there (records sled lost stay lost): to
+    /// export what is left, or after restoring sled/ yourself.
+    #[arg(long, global = true)]
+    accept_sled_as_is: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,7 +87,11 @@ fn main() -> ExitCode {
     if cli.audit {
         install_audit();
     }
-    let g = cmd::Global { path: cli.path.clone(), json: cli.json };
+    let g = cmd::Global {
+        path: cli.path.clone(),
+        json: cli.json,
+        accept_sled_as_is: cli.accept_sled_as_is,
+    };
     let result = match &cli.command {
         Command::Demo(args) => {
             let mut args = args.clone();

@@ -42,6 +42,9 @@ pub struct Global {
     pub path: Option<PathBuf>,
     /// `--json`: machine-readable output on stdout, no progress bars.
     pub json: bool,
+    /// `--accept-sled-as-is`: open a store whose `sled/` was refused
+    /// (`Config::accept_sled_as_is`), e.g. to export what is left.
+    pub accept_sled_as_is: bool,
 }
 
 impl Global {
@@ -67,13 +70,13 @@ impl Global {
                 base.join(DEMO_STORE_DIR).display()
             );
         }
-        Ok((open(&dir, inspect_config())?, dir))
+        Ok((open(&dir, self.inspect_config())?, dir))
     }
 
     /// Opens the store, creating it if the directory holds none.
     pub fn open_or_create(&self) -> Result<(Store, PathBuf)> {
         let dir = self.store_dir();
-        Ok((open(&dir, inspect_config())?, dir))
+        Ok((open(&dir, self.inspect_config())?, dir))
     }
 
     /// A spinner counting items on stderr; hidden without a terminal or with `--json`.
@@ -117,8 +120,14 @@ fn is_store(dir: &Path) -> bool {
     dir.join(META).exists() || dir.join("sled").exists() || dir.join("journal").exists()
 }
 
-fn inspect_config() -> Config {
-    Config::new().sweep_interval(None).checkpoint_interval(None)
+impl Global {
+    /// How the commands open a store: no background sweep or checkpoints.
+    fn inspect_config(&self) -> Config {
+        Config::new()
+            .sweep_interval(None)
+            .checkpoint_interval(None)
+            .accept_sled_as_is(self.accept_sled_as_is)
+    }
 }
 
 /// Opens a store; the library's errors (Locked, Corrupt, …) name the
