@@ -53,6 +53,52 @@ pub(crate) const LATEST_MILLIS: Millis = u64::MAX - 2 * (MAX_DURATION.as_secs() 
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current time in milliseconds since the Unix epoch.
     fn now_millis(&self) -> Millis;
+
+    /// The current time as whole milliseconds since the Unix epoch, and
+    /// whether part of the next millisecond has passed too. A store counts
+    /// the deadlines it sets from the next whole millisecond when it has, so
+    /// that no lease or retention ends early. The default, for clocks that
+    /// know only milliseconds, is `(self.now_millis(), false)`.
+    fn now_precise(&self) -> (Millis, bool) {
+        (self.now_millis(), false)
+    }
+}
+
+/// One clock reading as the store uses it: whole milliseconds for every
+/// comparison, and whether a fraction of a millisecond has passed since,
+/// for the deadlines it sets (see [`Now::plus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Now {
+    /// Whole milliseconds since the Unix epoch (rounded down).
+    pub ms: Millis,
+    /// Whether part of the next millisecond has passed too.
+    pub frac: bool,
+}
+
+impl Now {
+    /// A reading of exactly `ms`.
+    #[cfg(test)]
+    pub fn at(ms: Millis) -> Now {
+        Now { ms, frac: false }
+    }
+
+    /// Reads `clock` once.
+    pub fn of(clock: &dyn Clock) -> Now {
+        let (ms, frac) = clock.now_precise();
+        Now { ms, frac }
+    }
+
+    /// The deadline `d` milliseconds from now, counted from the next whole
+    /// millisecond if part of it has passed: never earlier than the true
+    /// `now + d` (saturating).
+    pub fn plus(self, d: u64) -> Millis {
+        self.ms.saturating_add(u64::from(self.frac)).saturating_add(d)
+    }
+
+    /// This reading, or `floor` if that is later (a clock gone backwards).
+    pub fn at_least(self, floor: Millis) -> Now {
+        if floor > self.ms { Now { ms: floor, frac: false } } else { self }
+    }
 }
 
 /// The system's wall clock.
@@ -61,10 +107,14 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> Millis {
+        self.now_precise().0
+    }
+
+    fn now_precise(&self) -> (Millis, bool) {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| saturating_ms(d.as_millis()))
-            .unwrap_or(0)
+            .map(|d| (saturating_ms(d.as_millis()), !d.subsec_nanos().is_multiple_of(1_000_000)))
+            .unwrap_or((0, false))
     }
 }
 
@@ -105,7 +155,13 @@ impl MockClock {
 
 impl Clock for MockClock {
     fn now_millis(&self) -> Millis {
-        saturating_ms(*self.nanos.lock() / NANOS_PER_MS)
+        self.now_precise().0
+    }
+
+    fn now_precise(&self) -> (Millis, bool) {
+        let n = *self.nanos.lock();
+        let ms = saturating_ms(n / NANOS_PER_MS);
+        (ms, ms < u64::MAX && !n.is_multiple_of(NANOS_PER_MS))
     }
 }
 
@@ -129,6 +185,13 @@ pub(crate) struct Capped<C>(pub C);
 impl<C: Clock> Clock for Capped<C> {
     fn now_millis(&self) -> Millis {
         self.0.now_millis().min(LATEST_MILLIS)
+    }
+
+    fn now_precise(&self) -> (Millis, bool) {
+        match self.0.now_precise() {
+            (ms, frac) if ms < LATEST_MILLIS => (ms, frac),
+            _ => (LATEST_MILLIS, false),
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! - `complete`, `fail`, `extend` and `release` require the record to be
 //!   `InProgress` with the lease's token; anything else is a stale lease.
 
-use crate::clock::Millis;
+use crate::clock::{Millis, Now};
 use crate::error::StaleReason;
 use crate::fingerprint::Fingerprint;
 
@@ -24,7 +24,7 @@ pub(crate) fn live(current: Option<&Record>, now: Millis) -> Option<&Record> {
 /// What a claim needs to know besides the record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClaimParams {
-    pub now: Millis,
+    pub now: Now,
     pub boot: u64,
     pub fingerprint: Option<Fingerprint>,
     pub lease_ms: u64,
@@ -50,22 +50,24 @@ pub(crate) fn claim(
     p: &ClaimParams,
     next_token: &mut dyn FnMut() -> u64,
 ) -> ClaimDecision {
-    let current = live(current, p.now);
+    let current = live(current, p.now.ms);
     if let (Some(stored), Some(given)) = (current.and_then(|r| r.fingerprint), p.fingerprint)
         && stored != given
     {
         return ClaimDecision::Mismatch { stored };
     }
     let (attempts, created_at, fingerprint, recovered) = match current {
-        None => (0, p.now, p.fingerprint, false),
+        None => (0, p.now.ms, p.fingerprint, false),
         Some(r) => {
             let fp = r.fingerprint.or(p.fingerprint);
             match &r.state {
                 State::Completed { .. } | State::Failed { .. } => return ClaimDecision::Replay,
                 State::InProgress { token, boot, lease_deadline, .. } => {
-                    if *boot == p.boot && *lease_deadline > p.now {
+                    if *boot == p.boot && *lease_deadline > p.now.ms {
                         return ClaimDecision::InFlight {
-                            retry_after_ms: lease_deadline - p.now,
+                            // From the next whole millisecond, as the lease
+                            // was counted: never longer than the lease.
+                            retry_after_ms: lease_deadline.saturating_sub(p.now.plus(0)).max(1),
                             attempt: r.attempts,
                             token: *token,
                         };
@@ -76,7 +78,9 @@ pub(crate) fn claim(
             }
         }
     };
-    let lease_deadline = p.now.saturating_add(p.lease_ms);
+    // Counted from the next whole millisecond if part of it has passed:
+    // the lease never ends before `lease` has passed.
+    let lease_deadline = p.now.plus(p.lease_ms);
     let record = Record {
         attempts: attempts.saturating_add(1),
         created_at,
@@ -86,7 +90,7 @@ pub(crate) fn claim(
         state: State::InProgress {
             token: next_token(),
             boot: p.boot,
-            claimed_at: p.now,
+            claimed_at: p.now.ms,
             lease_deadline,
         },
     };
@@ -112,8 +116,16 @@ fn held(current: Option<&Record>, token: u64, now: Millis) -> Result<&Record, St
     }
 }
 
-fn finish(r: &Record, now: Millis, state: State) -> Record {
-    Record { expires_at: now.saturating_add(r.retention_ms), state, ..r.clone() }
+/// The record finished at `now`: it expires `retention` after now — counted
+/// from the claim if the clock has gone back since, so that a clock stepped
+/// backwards never shortens the time a finished key is kept.
+fn finish(r: &Record, now: Now, state: State) -> Record {
+    let claimed_at = match r.state {
+        State::InProgress { claimed_at, .. } => claimed_at,
+        _ => 0,
+    };
+    let expires_at = now.at_least(claimed_at).plus(r.retention_ms);
+    Record { expires_at, state, ..r.clone() }
 }
 
 /// Completes the claim of `token` with `body`.
@@ -123,32 +135,33 @@ fn finish(r: &Record, now: Millis, state: State) -> Record {
 pub(crate) fn complete(
     current: Option<&Record>,
     token: u64,
-    now: Millis,
+    now: Now,
     body: &[u8],
 ) -> Result<Record, StaleReason> {
-    let r = held(current, token, now)?;
-    Ok(finish(r, now, State::Completed { token, finished_at: now, body: body.into() }))
+    let r = held(current, token, now.ms)?;
+    Ok(finish(r, now, State::Completed { token, finished_at: now.ms, body: body.into() }))
 }
 
 /// Fails the claim of `token` terminally; `body` is replayed to later claims.
 pub(crate) fn fail_terminal(
     current: Option<&Record>,
     token: u64,
-    now: Millis,
+    now: Now,
     body: &[u8],
 ) -> Result<Record, StaleReason> {
-    let r = held(current, token, now)?;
-    Ok(finish(r, now, State::Failed { token, finished_at: now, body: body.into() }))
+    let r = held(current, token, now.ms)?;
+    Ok(finish(r, now, State::Failed { token, finished_at: now.ms, body: body.into() }))
 }
 
 /// Fails the claim of `token` retryably: the key becomes claimable again.
 pub(crate) fn fail_retryable(
     current: Option<&Record>,
     token: u64,
-    now: Millis,
+    now: Now,
 ) -> Result<Record, StaleReason> {
-    let r = held(current, token, now)?;
-    let state = State::Idle { last_token: token, since: now, reason: IdleReason::RetryableFailure };
+    let r = held(current, token, now.ms)?;
+    let state =
+        State::Idle { last_token: token, since: now.ms, reason: IdleReason::RetryableFailure };
     Ok(finish(r, now, state))
 }
 
@@ -156,10 +169,10 @@ pub(crate) fn fail_retryable(
 pub(crate) fn release(
     current: Option<&Record>,
     token: u64,
-    now: Millis,
+    now: Now,
 ) -> Result<Record, StaleReason> {
-    let r = held(current, token, now)?;
-    let state = State::Idle { last_token: token, since: now, reason: IdleReason::Released };
+    let r = held(current, token, now.ms)?;
+    let state = State::Idle { last_token: token, since: now.ms, reason: IdleReason::Released };
     Ok(finish(r, now, state))
 }
 
@@ -167,14 +180,14 @@ pub(crate) fn release(
 pub(crate) fn extend(
     current: Option<&Record>,
     token: u64,
-    now: Millis,
+    now: Now,
     lease_ms: u64,
 ) -> Result<Record, StaleReason> {
-    let r = held(current, token, now)?;
+    let r = held(current, token, now.ms)?;
     let State::InProgress { boot, claimed_at, .. } = r.state else {
         unreachable!("held() returns only InProgress records");
     };
-    let lease_deadline = now.saturating_add(lease_ms);
+    let lease_deadline = now.plus(lease_ms);
     Ok(Record {
         expires_at: r.expires_at.max(lease_deadline.saturating_add(r.retention_ms)),
         state: State::InProgress { token, boot, claimed_at, lease_deadline },
@@ -191,7 +204,7 @@ mod tests {
 
     fn params(now: Millis) -> ClaimParams {
         ClaimParams {
-            now,
+            now: Now::at(now),
             boot: 1,
             fingerprint: Some(Fingerprint::of(b"a")),
             lease_ms: LEASE,
@@ -222,7 +235,7 @@ mod tests {
     #[test]
     fn completed_replays_and_expires() {
         let (r, _) = acquire(None, &params(0), 1);
-        let done = complete(Some(&r), 1, 10, b"resp").unwrap();
+        let done = complete(Some(&r), 1, Now::at(10), b"resp").unwrap();
         assert_eq!(done.expires_at, 10 + KEEP);
         assert_eq!(claim(Some(&done), &params(20), &mut || 9), ClaimDecision::Replay);
         let (again, _) = acquire(Some(&done), &params(10 + KEEP), 2);
@@ -256,39 +269,42 @@ mod tests {
         let (r1, _) = acquire(None, &params(0), 1);
         let (r2, _) = acquire(Some(&r1), &params(LEASE + 1), 2);
         assert_eq!(
-            complete(Some(&r2), 1, LEASE + 2, b"x"),
+            complete(Some(&r2), 1, Now::at(LEASE + 2), b"x"),
             Err(StaleReason::Superseded { current: 2 })
         );
-        let done = complete(Some(&r2), 2, LEASE + 3, b"y").unwrap();
-        assert_eq!(complete(Some(&done), 2, LEASE + 4, b"z"), Err(StaleReason::Finished));
+        let done = complete(Some(&r2), 2, Now::at(LEASE + 3), b"y").unwrap();
+        assert_eq!(complete(Some(&done), 2, Now::at(LEASE + 4), b"z"), Err(StaleReason::Finished));
         assert_eq!(
-            complete(Some(&done), 1, LEASE + 4, b"z"),
+            complete(Some(&done), 1, Now::at(LEASE + 4), b"z"),
             Err(StaleReason::Superseded { current: 2 })
         );
-        assert_eq!(complete(None, 2, 0, b"z"), Err(StaleReason::Missing));
+        assert_eq!(complete(None, 2, Now::at(0), b"z"), Err(StaleReason::Missing));
     }
 
     #[test]
     fn retryable_failure_and_release_keep_attempts() {
         let (r, _) = acquire(None, &params(0), 1);
-        let idle = fail_retryable(Some(&r), 1, 5).unwrap();
+        let idle = fail_retryable(Some(&r), 1, Now::at(5)).unwrap();
         let (r2, recovered) = acquire(Some(&idle), &params(6), 2);
         assert!(!recovered);
         assert_eq!(r2.attempts, 2);
-        let idle = release(Some(&r2), 2, 7).unwrap();
-        assert_eq!(release(Some(&idle), 2, 8), Err(StaleReason::Finished));
+        let idle = release(Some(&r2), 2, Now::at(7)).unwrap();
+        assert_eq!(release(Some(&idle), 2, Now::at(8)), Err(StaleReason::Finished));
         let (r3, _) = acquire(Some(&idle), &params(8), 3);
         assert_eq!(r3.attempts, 3);
-        let failed = fail_terminal(Some(&r3), 3, 9, b"bad").unwrap();
+        let failed = fail_terminal(Some(&r3), 3, Now::at(9), b"bad").unwrap();
         assert_eq!(claim(Some(&failed), &params(10), &mut || 4), ClaimDecision::Replay);
     }
 
     #[test]
     fn extend_moves_deadline() {
         let (r, _) = acquire(None, &params(0), 1);
-        let ext = extend(Some(&r), 1, 20_000, LEASE).unwrap();
+        let ext = extend(Some(&r), 1, Now::at(20_000), LEASE).unwrap();
         let d = claim(Some(&ext), &params(LEASE + 1), &mut || 2);
         assert!(matches!(d, ClaimDecision::InFlight { .. }));
-        assert_eq!(extend(Some(&ext), 7, 1, LEASE), Err(StaleReason::Superseded { current: 1 }));
+        assert_eq!(
+            extend(Some(&ext), 7, Now::at(1), LEASE),
+            Err(StaleReason::Superseded { current: 1 })
+        );
     }
 }

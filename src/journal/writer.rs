@@ -138,6 +138,14 @@ impl Journal {
         self.wait_durable(target)
     }
 
+    /// Asks the writer to write out and fsync everything so far, now, without
+    /// waiting for it (in `Buffered`, before `max_delay` has passed). Never
+    /// blocks.
+    pub fn request_flush(&self) {
+        self.queue.lock().flush_requested = true;
+        self.work.notify_one();
+    }
+
     /// Asks the writer to write out everything and stop.
     pub fn shutdown(&self) {
         self.queue.lock().shutdown = true;

@@ -55,21 +55,23 @@ pub(crate) fn run_applier(shared: &Shared, batches: Receiver<Batch>) {
                 Err(_) => break, // window over, or the writer stopped
             }
         }
-        if shared.poison.is_set() {
-            continue; // keep draining so the writer is never blocked
-        }
-        let last = batch.last().map_or(0, |(seq, _, _)| *seq);
-        if let Err(e) = shared.storage.apply(batch.iter().map(|(_, _, m)| m), last) {
-            shared.poison.set(format!("applying journal entries to sled failed: {e}"));
-            continue;
-        }
-        if let Some((last, _, _)) = batch.last() {
-            shared.applied_seq.store(*last, Ordering::Release);
+        // One fsync can hand over a whole backlog: apply it APPLY_MAX entries
+        // at a time, so that sled batches stay bounded and progress shows.
+        for chunk in batch.chunks(APPLY_MAX) {
+            if shared.poison.is_set() {
+                break; // keep draining so the writer is never blocked
+            }
+            let last = chunk.last().map_or(0, |(seq, _, _)| *seq);
+            if let Err(e) = shared.storage.apply(chunk.iter().map(|(_, _, m)| m), last) {
+                shared.poison.set(format!("applying journal entries to sled failed: {e}"));
+                break;
+            }
+            shared.applied_seq.store(last, Ordering::Release);
             shared.backlog_cv.notify_all();
-        }
-        for (seq, shard, m) in &batch {
-            let key = shared.hash_raw(m.key.clone());
-            shared.shards[*shard].state.lock().applied(&key, *seq);
+            for (seq, shard, m) in chunk {
+                let key = shared.hash_raw(m.key.clone());
+                shared.shards[*shard].state.lock().applied(&key, *seq);
+            }
         }
     }
 }

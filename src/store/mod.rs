@@ -36,7 +36,7 @@ pub use admin::ExportedRecord;
 pub use maintenance::VerifyReport;
 pub use types::{Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, Replay};
 
-use crate::clock::duration_ms;
+use crate::clock::{Now, duration_ms};
 use crate::config::Config;
 use crate::core::{self, ClaimDecision, ClaimParams, Record};
 use crate::error::{Error, Result, StaleReason};
@@ -181,7 +181,7 @@ impl Store {
             st.counters.add(key.namespace_bytes(), Counter::Waits);
         }
         loop {
-            let now = s.clock.now_millis();
+            let now = Now::of(&*s.clock);
             let (current, seen) = st.lookup(&raw, &s.storage)?;
             if current.is_none() && !s.audit_done() {
                 // Found nowhere, and sled's records are not counted yet
@@ -265,7 +265,7 @@ impl Store {
         &self,
         lease: &Lease,
         counter: Counter,
-        next: impl FnOnce(Option<&Record>, u64) -> Result<Record>,
+        next: impl FnOnce(Option<&Record>, Now) -> Result<Record>,
     ) -> Result<Record> {
         let s = self.shared();
         s.check_writable()?;
@@ -281,7 +281,7 @@ impl Store {
         let shard = &s.shards[idx];
         s.throttle()?;
         let mut st = shard.state.lock();
-        let now = s.clock.now_millis();
+        let now = Now::of(&*s.clock);
         let (current, _) = st.lookup(&raw, &s.storage)?;
         let record = match next(current.as_deref(), now) {
             Ok(r) => r,
@@ -360,7 +360,7 @@ impl Store {
         let held = &*lease;
         let r = self.transition(held, Counter::Extensions, |cur, now| {
             // An expired record is absent here too: that is a stale lease below.
-            if let Some(r) = core::live(cur, now).filter(|r| by_ms > r.retention_ms) {
+            if let Some(r) = core::live(cur, now.ms).filter(|r| by_ms > r.retention_ms) {
                 return Err(Error::config(format!(
                     "extend: the lease ({by:?}) is longer than the key's retention ({:?})",
                     Duration::from_millis(r.retention_ms)

@@ -172,6 +172,9 @@ impl Shared {
         let mut g = self.backlog.lock();
         while behind() {
             self.check_writable()?;
+            // Only fsynced entries reach the applier: in `Buffered` with a
+            // long `max_delay` the backlog would never drain by itself.
+            self.journal.request_flush();
             let _ = self.backlog_cv.wait_for(&mut g, Duration::from_millis(10));
         }
         Ok(())
