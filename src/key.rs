@@ -146,8 +146,9 @@ impl fmt::Display for Key {
     /// `stripe:evt_1` print as they are.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::with_capacity(self.raw.len() + 8);
-        for c in self.namespace().chars() {
-            push_char(&mut out, c, c == ':');
+        for (i, c) in self.namespace().chars().enumerate() {
+            // A leading '-' would read as an option on a command line.
+            push_char(&mut out, c, c == ':' || (i == 0 && c == '-'));
         }
         out.push(':');
         for chunk in self.id().utf8_chunks() {
@@ -218,7 +219,8 @@ impl Key {
     /// The form is `NAMESPACE:ID`, split at the first `:`. `%XX` (two hex
     /// digits, either case) stands for the byte `XX`; every other character
     /// stands for itself. `Display` escapes, in the namespace, `:`, `%`,
-    /// control and white-space characters; in the id, `%`, control and
+    /// control and white-space characters and a leading `-` (which a command
+    /// line would read as an option: `-x:1` prints as `%2Dx:1`); in the id, `%`, control and
     /// white-space characters and every byte that is not part of valid
     /// UTF-8. So `stripe:evt_1` is namespace `stripe`, id `evt_1`; `a%3Ab:c:d`
     /// is namespace `a:b`, id `c:d`; `s:%FF%00` is the two-byte id

@@ -1,4 +1,4 @@
-//! Guards the CLI's key syntax: every key that `idemkv list` (text and JSON) prints — namespaces with ':' '%' and spaces, binary ids, ids that look like escapes or hex — is accepted as printed by `get`, `remove` and `list --after`, and names exactly that key.
+//! Guards the CLI's key syntax: every key that `idemkv list` (text and JSON) prints — namespaces with ':' '%' and spaces or a leading '-', binary ids, ids that look like escapes or hex — is accepted as printed by `get`, `remove` and `list --after`, and names exactly that key.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -25,6 +25,10 @@ fn keys() -> Vec<Key> {
         k("s", b"line\nbreak\ttab"),
         k("s", &[b'%', 0x80, b':', 0xfe]),
         k("\u{e9}t\u{e9}", "\u{20ac}:\u{1f600}".as_bytes()),
+        // Namespaces that a command line would read as options.
+        k("-dash", b"evt_1"),
+        k("--json", b"-x"),
+        k("-", b"--"),
     ]
 }
 

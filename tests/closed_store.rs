@@ -103,3 +103,23 @@ fn a_wait_in_progress_on_a_clone_returns_closed_at_once() -> TestResult {
     );
     Ok(())
 }
+
+/// Closed comes first: a call with bad input on a closed store says
+/// `Closed`, not what is wrong with the input.
+#[test]
+fn bad_input_on_a_closed_store_is_closed() -> TestResult {
+    let _serial = common::serial();
+    let dir = common::fast_tempdir()?;
+    let store = mock_config(&mock_clock()).max_response_bytes(4).open(dir.path())?;
+    let mut lease = acquire(&store, &key("k"), None)?;
+    let clone = store.clone();
+    store.close()?;
+    let closed = |what: &str, e: Error| assert!(matches!(e, Error::Closed), "{what}: {e:?}");
+    closed("complete too large", clone.complete(&lease, b"too large").unwrap_err());
+    closed("fail too large", clone.fail(&lease, Failure::Terminal(b"too large")).unwrap_err());
+    closed("extend by zero", clone.extend(&mut lease, Duration::ZERO).unwrap_err());
+    closed("list of no namespace", clone.list(Some(""), None, 10).unwrap_err());
+    let bad = ClaimOptions::new().lease(Duration::ZERO);
+    closed("claim with a zero lease", clone.claim_with(&key("k"), None, &bad).unwrap_err());
+    Ok(())
+}

@@ -107,11 +107,14 @@ impl Storage {
         remove_unfinished_snapshots(dir)?;
         let give_up = Instant::now() + Duration::from_secs(10);
         loop {
-            let opened = sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .flush_every_ms(Some(500))
-                .open();
+            let config =
+                sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(Some(500));
+            // sled 0.34.7 panics on some damaged files (e.g. "tried to
+            // serialize Uninitialized" while advancing a snapshot): that is
+            // damage, reported as sled's own `Corruption`.
+            let opened =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()))
+                    .unwrap_or(Err(sled::Error::Corruption { at: None, bt: () }));
             match opened {
                 Ok(db) => {
                     return Ok(Storage {

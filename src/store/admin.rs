@@ -91,6 +91,7 @@ impl Store {
         after: Option<&Key>,
         limit: usize,
     ) -> Result<Vec<Entry>> {
+        self.shared().check_open()?; // closed comes before bad input
         let s = self.shared();
         if let Some(ns) = namespace {
             crate::key::validate_namespace_name(ns)?;

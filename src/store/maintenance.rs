@@ -63,11 +63,19 @@ impl Store {
     /// with `Error::Closed` once the store closes; damage is reported in the
     /// [`VerifyReport`].
     pub fn verify(&self) -> Result<VerifyReport> {
-        self.shared().check_open()?;
-        let mut report = VerifyReport::default();
-        // Like `list` and `export`: see every transition made before the call.
-        self.catch_up()?;
         let s = self.shared();
+        s.check_open()?;
+        let mut report = VerifyReport::default();
+        // Like `list` and `export`: see every transition made before the call
+        // — unless the audit after open already found sled short and
+        // poisoned the store: that is the report.
+        if let Err(e) = self.catch_up() {
+            if !s.sled_damaged.load(Ordering::Acquire) {
+                return Err(e);
+            }
+            report.lost = Some(e.to_string());
+            return Ok(report);
+        }
         let audited = s.audit(
             |raw, bytes| {
                 if let Err(e) = crate::format::record::decode(raw, bytes) {

@@ -356,6 +356,7 @@ impl Store {
     /// [`MAX_DURATION`](crate::MAX_DURATION), nor longer than the retention
     /// the key was claimed with (`Error::InvalidConfig`, nothing changed).
     pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
+        self.shared().check_open()?; // closed comes before bad input
         let by_ms = duration_ms(&"extend: the lease", by)?;
         let held = &*lease;
         let r = self.transition(held, Counter::Extensions, |cur, now| {
@@ -585,6 +586,7 @@ fn internal(what: &str) -> Error {
 
 impl Store {
     fn check_size(&self, body: &[u8]) -> Result<()> {
+        self.shared().check_open()?; // closed comes before bad input
         let limit = self.shared().config.max_response_bytes;
         if body.len() > limit {
             return Err(Error::ResponseTooLarge { len: body.len(), limit });

@@ -117,8 +117,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     storage.set_boot(old.boot + 1);
     // Does sled hold what META says it should? Refuse to serve if not.
     let as_is = config.accept_sled_as_is;
-    let marker =
-        sled_check::at_open(&old, storage.read_marker()?, || storage.count_records(), as_is)?;
+    let found = storage.read_marker().map_err(sled_check::unreadable)?;
+    let count = || storage.count_records().map_err(sled_check::unreadable);
+    let marker = sled_check::at_open(&old, found, count, as_is)?;
     storage.start_marking(marker)?;
 
     // Replay what the journal holds beyond the checkpoint: the newest

@@ -43,7 +43,13 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
     let report = store.verify();
     pb.finish_and_clear();
     let report = report?;
-    close(store)?;
+    if report.lost.is_some() {
+        // The loss poisoned the store: its close reports that again; the
+        // verdict below is what matters (exit 1).
+        let _ = store.close();
+    } else {
+        close(store)?;
+    }
     let journal_damaged = recovery.bytes_dropped > 0 || recovery.damage.is_some();
     let ok = report.is_ok() && !(args.strict && journal_damaged);
     if g.json {
