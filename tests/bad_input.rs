@@ -167,11 +167,11 @@ fn unusable_paths_are_io_errors() -> TestResult {
 }
 
 /// Rewrites META's version field and its crc32. Version 3 (this build's):
-/// 56 bytes, version at [8, 12), flags at [48, 52), crc32 over [0, 52) at
-/// [52, 56). Versions 1 and 2 (older builds'): 52 bytes, no flags, crc32
+/// 72 bytes, version at [8, 12), flags at [48, 52), sled ids at [52, 68),
+/// crc32 over [0, 68) at [68, 72). Versions 1 and 2 (older builds'): 52 bytes, no flags, crc32
 /// over [0, 48) at [48, 52).
 fn with_version(meta: &[u8], version: u32) -> Vec<u8> {
-    let len = if version >= 3 { 56 } else { 52 };
+    let len = if version >= 3 { 72 } else { 52 };
     let mut m = meta[..len].to_vec();
     m[8..12].copy_from_slice(&version.to_le_bytes());
     let sum = crc32(&m[..len - 4]);
@@ -188,9 +188,9 @@ fn newer_or_damaged_meta_is_refused() -> TestResult {
     store.close()?;
     let meta_path = dir.path().join("META");
     let meta = std::fs::read(&meta_path)?;
-    assert_eq!(meta.len(), 56);
+    assert_eq!(meta.len(), 72);
     assert_eq!(&meta[..8], b"IDEMKVMT");
-    assert_eq!(crc32(&meta[..52]).to_le_bytes(), meta[52..56], "local crc32 matches");
+    assert_eq!(crc32(&meta[..68]).to_le_bytes(), meta[68..72], "local crc32 matches");
     assert_eq!(with_version(&meta, 3), meta);
 
     std::fs::write(&meta_path, with_version(&meta, 4))?;
@@ -207,9 +207,11 @@ fn newer_or_damaged_meta_is_refused() -> TestResult {
         assert!(store.get(&key("k"))?.is_some());
         store.close()?;
         let upgraded = std::fs::read(&meta_path)?;
-        assert_eq!((upgraded.len(), upgraded[8]), (56, 3), "version {old} upgraded");
+        assert_eq!((upgraded.len(), upgraded[8]), (72, 3), "version {old} upgraded");
     }
-    std::fs::write(&meta_path, &meta)?;
+    // From here on, the META the last open wrote (an older META under a newer
+    // sled/ is refused: they no longer name the same copy of the store).
+    let meta = std::fs::read(&meta_path)?;
 
     let mut flipped = meta.clone();
     flipped[20] ^= 1;

@@ -789,11 +789,11 @@ fn newer_format_versions_are_unsupported_version() -> TestResult {
     let (dir, store) = store_with_sentinel(Config::new())?;
     store.close()?;
 
-    // META (56 bytes: version at 8, crc32 of [0, 52) at 52).
+    // META (72 bytes: version at 8, crc32 of [0, 68) at 68).
     let meta_path = dir.path().join("META");
     let meta = std::fs::read(&meta_path)?;
     let mut newer = meta.clone();
-    bump(&mut newer, 8, 52, 4);
+    bump(&mut newer, 8, 68, 4);
     std::fs::write(&meta_path, &newer)?;
     refused(Store::open(dir.path()), unsupported, &["META", "version 4", "newer idemkv"]);
     std::fs::write(&meta_path, &meta)?;

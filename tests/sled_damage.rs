@@ -1,4 +1,4 @@
-//! Guards against silently forgotten completions when sled's files are damaged or missing: for each damage (sled/db truncated at several offsets, zeroed, overwritten with garbage in whole or in part, deleted; sled/conf or the snapshots deleted; the whole sled/ directory deleted; sled/ replaced by an older copy or by another store's) the store either refuses to open with a typed error that says how to recover, or opens and replays every acknowledged completion — never answers `Acquired` for a completed key — and `idemkv verify --strict` fails whenever the store refuses.
+//! Guards against silently forgotten completions when sled's files are damaged or missing: for each damage (sled/db truncated at several offsets, zeroed, overwritten with garbage in whole or in part, deleted; sled/conf or the snapshots deleted; the whole sled/ directory deleted; sled/ replaced by an older copy, by another store's, or by a copy's that was opened on its own and went further) the store either refuses to open with a typed error that says how to recover, or opens and replays every acknowledged completion — never answers `Acquired` for a completed key — and `idemkv verify --strict` fails whenever the store refuses.
 
 mod common;
 
@@ -166,6 +166,11 @@ fn no_damage_to_sled_silently_forgets_a_completion() -> TestResult {
     complete(&pristine, 0, KEYS / 2)?;
     let older = base.path().join("older-sled");
     common::copy_dir(&pristine.join("sled"), &older)?;
+    // A `cp -a` copy of the whole directory at that point, opened on its own
+    // and written further than the original (its sled/ is not older).
+    let copy = base.path().join("copy");
+    common::copy_dir(&pristine, &copy)?;
+    complete(&copy, 10 * KEYS, 12 * KEYS)?;
     complete(&pristine, KEYS / 2, KEYS)?;
     // Another store's sled/, holding as many records.
     let other = base.path().join("other");
@@ -178,7 +183,11 @@ fn no_damage_to_sled_silently_forgets_a_completion() -> TestResult {
 
     let db_len = fs::metadata(sled_db(&pristine))?.len();
     let mut cases = damages(db_len);
-    for (name, from) in [("an older copy", older), ("another store's", other.join("sled"))] {
+    for (name, from) in [
+        ("an older copy", older),
+        ("another store's", other.join("sled")),
+        ("a copy's that went further", copy.join("sled")),
+    ] {
         cases.push((
             format!("sled/ replaced by {name}"),
             Box::new(move |d: &Path| {

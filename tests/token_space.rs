@@ -11,7 +11,7 @@ use idemkv::{Claim, Config, Error, ExportedRecord, MAX_IMPORTED_TOKEN, MAX_TOKEN
 const RECORD_TOKEN_AT: usize = 36;
 /// Byte offset of the token ceiling in META (docs/FORMAT.md, "META").
 const META_CEILING_AT: usize = 24;
-const META_CRC_AT: usize = 52;
+const META_CRC_AT: usize = 68;
 
 fn config() -> Config {
     Config::new().sweep_interval(None)

@@ -11,7 +11,10 @@
 //!  48   4 flags            u32 (version 3): bit 0 = sled carries a marker,
 //!                                   bit 1 = sled was found to have lost records,
 //!                                   bit 2 = open, or not closed cleanly
-//!  52   4 crc32            over bytes [0, 52)
+//!  52   8 sled_id          u64 (version 3): the sled marker's sled_id
+//!  60   8 next_sled_id     u64 (version 3): also accepted, until the next
+//!                                   checkpoint makes it sled_id (0: none)
+//!  68   4 crc32            over bytes [0, 68)
 //! ```
 //! Versions 1 and 2 end after `created_at` with the crc32 at 48 (52 bytes);
 //! they read as `flags = 0`.
@@ -36,7 +39,9 @@ const TOKEN_CEILING_OFFSET: usize = BOOT_OFFSET + 8;
 const CHECKPOINT_OFFSET: usize = TOKEN_CEILING_OFFSET + 8;
 const CREATED_OFFSET: usize = CHECKPOINT_OFFSET + 8;
 const FLAGS_OFFSET: usize = CREATED_OFFSET + 8;
-const CRC_OFFSET: usize = FLAGS_OFFSET + 4;
+const SLED_ID_OFFSET: usize = FLAGS_OFFSET + 4;
+const NEXT_SLED_ID_OFFSET: usize = SLED_ID_OFFSET + 8;
+const CRC_OFFSET: usize = NEXT_SLED_ID_OFFSET + 8;
 /// Size of the META file.
 pub(crate) const LEN: usize = CRC_OFFSET + 4;
 /// Size of a version 1 or 2 META file (no flags).
@@ -63,8 +68,13 @@ pub(crate) struct Meta {
     pub token_ceiling: u64,
     pub checkpoint_seq: u64,
     pub created_at: u64,
-    /// `FLAG_SLED_MARKED`, or 0.
+    /// `FLAG_SLED_*` bits.
     pub flags: u32,
+    /// The `sled_id` sled's marker must carry…
+    pub sled_id: u64,
+    /// …or this one, when not 0: drawn by an open, made `sled_id` by the
+    /// next checkpoint (after sled was synced with it).
+    pub next_sled_id: u64,
 }
 
 impl Meta {
@@ -95,6 +105,8 @@ pub(crate) fn encode(m: &Meta) -> [u8; LEN] {
     b[CHECKPOINT_OFFSET..CHECKPOINT_OFFSET + 8].copy_from_slice(&m.checkpoint_seq.to_le_bytes());
     b[CREATED_OFFSET..CREATED_OFFSET + 8].copy_from_slice(&m.created_at.to_le_bytes());
     b[FLAGS_OFFSET..FLAGS_OFFSET + 4].copy_from_slice(&m.flags.to_le_bytes());
+    b[SLED_ID_OFFSET..SLED_ID_OFFSET + 8].copy_from_slice(&m.sled_id.to_le_bytes());
+    b[NEXT_SLED_ID_OFFSET..NEXT_SLED_ID_OFFSET + 8].copy_from_slice(&m.next_sled_id.to_le_bytes());
     let sum = crc(&b[..CRC_OFFSET]);
     b[CRC_OFFSET..].copy_from_slice(&sum.to_le_bytes());
     b
@@ -127,8 +139,11 @@ pub(crate) fn decode(b: &[u8]) -> Result<Meta> {
     if flags & !KNOWN_FLAGS != 0 {
         return Err(corrupt(&format!("unknown META flags {flags:#x}")));
     }
+    let v3 = |at: usize| if version >= 3 { u64_at(b, at) } else { 0 };
     Ok(Meta {
         flags,
+        sled_id: v3(SLED_ID_OFFSET),
+        next_sled_id: v3(NEXT_SLED_ID_OFFSET),
         dir_id: u32_at(b, DIR_ID_OFFSET),
         boot: u64_at(b, BOOT_OFFSET),
         token_ceiling: u64_at(b, TOKEN_CEILING_OFFSET),
@@ -150,6 +165,8 @@ mod tests {
             checkpoint_seq: 77,
             created_at: 5,
             flags: FLAG_SLED_MARKED,
+            sled_id: 11,
+            next_sled_id: 12,
         };
         let b = encode(&m);
         assert_eq!(decode(&b).unwrap(), m);
@@ -160,7 +177,7 @@ mod tests {
             v[8..12].copy_from_slice(&old.to_le_bytes());
             let sum = crc(&v[..FLAGS_OFFSET]);
             v[FLAGS_OFFSET..].copy_from_slice(&sum.to_le_bytes());
-            assert_eq!(decode(&v).unwrap(), Meta { flags: 0, ..m });
+            assert_eq!(decode(&v).unwrap(), Meta { flags: 0, sled_id: 0, next_sled_id: 0, ..m });
             // A version-3 length with an old version number is damage.
             let mut long = b;
             long[8..12].copy_from_slice(&old.to_le_bytes());

@@ -115,6 +115,18 @@ impl Storage {
         Ok(())
     }
 
+    /// Gives the marker a new `sled_id` (written now, durable with the next
+    /// sync). The caller has recorded it in META first.
+    pub fn set_sled_id(&self, sled_id: u64) -> Result<()> {
+        let db = self.db()?;
+        let mut tracked = self.marker.lock();
+        let Some(m) = tracked.marker.map(|m| Marker { sled_id, ..m }) else { return Ok(()) };
+        db.insert(super::MARKER_KEY, &marker::encode(&m)[..])
+            .map_err(|e| Error::storage("writing the marker", e))?;
+        tracked.marker = Some(m);
+        Ok(())
+    }
+
     /// Runs `each` over every stored record (raw key, bytes), in key order, a
     /// page at a time while writes go on between pages, and counts them
     /// against the marker — or, with `rebase`, rebuilds the marker's count

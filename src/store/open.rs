@@ -27,6 +27,7 @@ use crate::config::{Config, Durability};
 use crate::core::Record;
 use crate::error::{Error, Result};
 use crate::format::entry::Mutation;
+use crate::format::marker::Marker;
 use crate::format::meta::{FLAG_SLED_LOST, FLAG_SLED_MARKED, FLAG_SLED_RECOUNT, Meta};
 use crate::format::record;
 use crate::journal::{
@@ -105,6 +106,8 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
                 checkpoint_seq: 0,
                 created_at: now,
                 flags: 0,
+                sled_id: 0,
+                next_sled_id: 0,
             };
             MetaFile::new(dir, fresh).store(fresh)?;
             fresh
@@ -120,7 +123,20 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     let found = storage.read_marker().map_err(sled_check::unreadable)?;
     let count = || storage.count_records().map_err(sled_check::unreadable);
     let marker = sled_check::at_open(&old, found, count, as_is)?;
-    storage.start_marking(marker)?;
+    // A new copy id for this open: recorded in META first (as the one also
+    // accepted), then given to sled's marker; the next checkpoint makes it
+    // the only one. A copy of the directory opened on its own draws its own.
+    let sled_id = RandomState::new().hash_one((old.dir_id, now, "sled")) | 1;
+    // sled's count was taken during this open (a store not yet marked, or
+    // accepted as it is); or the first audit rebuilds it (the last session
+    // ended uncleanly); or it checks it (a clean close: then sled must stay
+    // as it is until the check).
+    let remarked = !old.sled_marked() || as_is;
+    let rebase = !remarked && old.sled_recount();
+    let check = !remarked && !rebase;
+    // A new marker (synced below, before META names its id) gets the new
+    // id at once; a checked one keeps its id until META has the new one.
+    storage.start_marking(if remarked { Marker { sled_id, ..marker } } else { marker })?;
 
     // Replay what the journal holds beyond the checkpoint: the newest
     // entries stay in `tail` (they become pending versions), older ones go
@@ -164,14 +180,6 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     storage.apply(to_sled.iter(), in_sled)?;
     drop(to_sled);
 
-    // sled's record count was taken during this open (a store not yet
-    // marked, or accepted as it is); or the first audit rebuilds it (the
-    // last session ended uncleanly); or it checks it (a clean close: then
-    // sled must stay as it is until the check).
-    let remarked = !old.sled_marked() || as_is;
-    let rebase = !remarked && old.sled_recount();
-    let check = !remarked && !rebase;
-
     // Record the new boot and token ceiling; checkpoint what went to sled
     // (and a new marker: META may say sled is marked only once the marker
     // is durable).
@@ -194,9 +202,14 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         // last close left it (then it sets the flag when it ends).
         flags: (old.flags | FLAG_SLED_MARKED | if check { 0 } else { FLAG_SLED_RECOUNT })
             & if as_is { !FLAG_SLED_LOST } else { u32::MAX },
+        sled_id: if remarked { sled_id } else { marker.sled_id },
+        next_sled_id: if remarked { 0 } else { sled_id },
     };
     let mut meta = MetaFile::new(dir, old);
     meta.store(next)?;
+    if !remarked {
+        storage.set_sled_id(sled_id)?;
+    }
     let next_seq = recovery.last_seq + 1;
     if tail.is_empty() {
         remove_all_segments(&journal_dir)?;

@@ -220,9 +220,15 @@ impl Shared {
         let res = (|| {
             self.storage.save_counters(&counters)?;
             self.storage.sync()?;
-            if applied != meta.current.checkpoint_seq {
+            // sled is synced with the marker's new copy id (set at open):
+            // from now on it is the only one accepted.
+            if applied != meta.current.checkpoint_seq || meta.current.next_sled_id != 0 {
                 let mut m = meta.current;
                 m.checkpoint_seq = applied;
+                if m.next_sled_id != 0 {
+                    m.sled_id = m.next_sled_id;
+                    m.next_sled_id = 0;
+                }
                 meta.store(m)?;
             }
             remove_segments_below(&self.journal_dir, applied)

@@ -39,7 +39,7 @@ pub(crate) fn at_open(
         let applied_seq = found
             .filter(|m| m.dir_id == meta.dir_id)
             .map_or(meta.checkpoint_seq, |m| m.applied_seq.max(meta.checkpoint_seq));
-        return Ok(Marker { dir_id: meta.dir_id, applied_seq, records: count()? });
+        return Ok(Marker { dir_id: meta.dir_id, sled_id: 0, applied_seq, records: count()? });
     }
     if meta.sled_lost() {
         return Err(lost(
@@ -50,7 +50,7 @@ pub(crate) fn at_open(
     }
     if !meta.sled_marked() {
         let applied_seq = found.map_or(meta.checkpoint_seq, |m| m.applied_seq);
-        return Ok(Marker { dir_id: meta.dir_id, applied_seq, records: count()? });
+        return Ok(Marker { dir_id: meta.dir_id, sled_id: 0, applied_seq, records: count()? });
     }
     let lost = |what: String| Err(lost(what));
     let Some(m) = found else {
@@ -60,7 +60,7 @@ pub(crate) fn at_open(
             // records nobody counted.
             let records = count()?;
             if records == 0 {
-                return Ok(Marker { dir_id: meta.dir_id, applied_seq: 0, records });
+                return Ok(Marker { dir_id: meta.dir_id, sled_id: 0, applied_seq: 0, records });
             }
             return lost(format!(
                 "sled/ holds {records} record(s) but no marker: it is not this store's sled"
@@ -78,6 +78,14 @@ pub(crate) fn at_open(
             "sled/ belongs to another store (its marker names store {:#010x}, META is store \
              {:#010x})",
             m.dir_id, meta.dir_id
+        ));
+    }
+    if m.sled_id != meta.sled_id && (meta.next_sled_id == 0 || m.sled_id != meta.next_sled_id) {
+        return lost(format!(
+            "sled/ and META are not from the same copy of this store (sled's marker names copy \
+             {:#018x}, META expects {:#018x}): one of them was copied or restored from elsewhere \
+             — a `cp -a` copy opened on its own, or an older backup of sled/ or of META alone",
+            m.sled_id, meta.sled_id
         ));
     }
     if m.applied_seq < meta.checkpoint_seq {
@@ -138,17 +146,26 @@ mod tests {
     use crate::format::meta::{FLAG_SLED_LOST, FLAG_SLED_MARKED};
 
     fn meta(flags: u32) -> Meta {
-        Meta { dir_id: 5, boot: 2, token_ceiling: 1, checkpoint_seq: 100, created_at: 1, flags }
+        Meta {
+            dir_id: 5,
+            boot: 2,
+            token_ceiling: 1,
+            checkpoint_seq: 100,
+            created_at: 1,
+            flags,
+            sled_id: 40,
+            next_sled_id: 41,
+        }
     }
 
     fn marker(applied_seq: u64, records: u64) -> Marker {
-        Marker { dir_id: 5, applied_seq, records }
+        Marker { dir_id: 5, sled_id: 40, applied_seq, records }
     }
 
     #[test]
     fn an_unmarked_store_starts_its_marker_from_the_count() {
         let m = at_open(&meta(0), None, || Ok(7), false).unwrap();
-        assert_eq!(m, marker(100, 7));
+        assert_eq!(m, Marker { sled_id: 0, ..marker(100, 7) });
     }
 
     #[test]
@@ -163,13 +180,20 @@ mod tests {
             at_open(&marked, Some(marker(150, 7)), uncounted, false).unwrap(),
             marker(150, 7)
         );
+        // The id an open drew, recorded in META before sled had it durably.
+        let drawn = Marker { sled_id: 41, ..marker(100, 7) };
+        assert_eq!(at_open(&marked, Some(drawn), uncounted, false).unwrap(), drawn);
         // Never checkpointed: the journal rebuilds a missing sled.
         let fresh = Meta { checkpoint_seq: 0, ..marked };
-        assert_eq!(at_open(&fresh, None, || Ok(0), false).unwrap(), marker(0, 0));
+        assert_eq!(
+            at_open(&fresh, None, || Ok(0), false).unwrap(),
+            Marker { sled_id: 0, ..marker(0, 0) }
+        );
         assert!(at_open(&fresh, None, || Ok(1), false).is_err(), "records without a marker");
         let cases = [
             (marked, None, "holds no marker"),
             (marked, Some(Marker { dir_id: 6, ..marker(100, 7) }), "another store"),
+            (marked, Some(Marker { sled_id: 39, ..marker(100, 7) }), "not from the same copy"),
             (marked, Some(marker(99, 7)), "older than META"),
             (
                 Meta { flags: FLAG_SLED_MARKED | FLAG_SLED_LOST, ..marked },
