@@ -1,11 +1,11 @@
-//! Guards the record count behind sled's marker: when sled loses records (or gains some) while its marker stays intact — damage the open-time checks cannot see — the audit after open and `Store::verify` find the count wrong, the store refuses to serve (no completed key answers `Acquired`), and every later open refuses with `Error::Corrupt` naming the loss and the recovery.
+//! Guards the record count behind sled's marker: when sled loses records (or gains some) while its marker stays intact — damage the open-time checks cannot see — the audit after open and `Store::verify` find the count wrong, the store refuses to serve (no completed key answers `Acquired`), and every later open refuses with `Error::Corrupt` naming the loss and the recovery; after an unclean end the count is rebuilt instead (the store serves on) and `verify` reports the rebuild, so `idemkv verify --strict` fails.
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{TestResult, acquire};
+use common::{TestResult, acquire, crc32};
 use idemkv::{Claim, Config, Durability, Error, Key};
 
 const KEYS: usize = 50;
@@ -102,5 +102,48 @@ fn the_audit_after_open_finds_a_lost_record_by_itself() -> TestResult {
     drop(store);
     let e = config().open(dir.path()).expect_err("reopening a store that lost records");
     refused_for_loss(&e, "earlier count");
+    Ok(())
+}
+
+/// Marks the closed store at `dir` as not closed cleanly (META flag bit 2
+/// at offset 48; crc32 of [0, 68) at 68), as a crash would leave it.
+fn mark_unclean(dir: &Path) -> TestResult {
+    let path = dir.join("META");
+    let mut meta = std::fs::read(&path)?;
+    meta[48] |= 4;
+    let sum = crc32(&meta[..68]);
+    meta[68..72].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(path, meta)?;
+    Ok(())
+}
+
+#[test]
+fn after_an_unclean_end_a_changed_count_is_rebuilt_and_reported() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    tamper(dir.path(), true)?;
+    mark_unclean(dir.path())?;
+    let store = config().open(dir.path())?;
+    // Served (the count cannot tell a partly applied batch from a loss)...
+    assert!(matches!(store.claim(&key(8), None)?, Claim::Replay(_)));
+    // ...but reported.
+    let report = store.verify()?;
+    assert!(report.lost.is_none() && report.is_ok(), "{report:?}");
+    let rebuilt = report.rebuilt.as_deref().ok_or("the rebuild is not reported")?;
+    assert!(rebuilt.contains(&format!("counted {KEYS}")), "{rebuilt}");
+    store.close()?;
+    // The CLI, on a store in the same state: `verify --strict` fails on it.
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    tamper(dir.path(), true)?;
+    mark_unclean(dir.path())?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_idemkv"))
+        .arg("--path")
+        .arg(dir.path())
+        .args(["verify", "--strict"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("count rebuilt"), "{text}");
     Ok(())
 }

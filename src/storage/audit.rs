@@ -70,6 +70,9 @@ pub(crate) struct Audited {
     /// Records the marker says the scan should have found; `None` when sled
     /// is not marked or a batch failed during the audit (nothing to compare).
     pub expected: Option<u64>,
+    /// When the audit rebuilt the count (after an unclean end) and it had
+    /// to change it: what the marker said before.
+    pub rebuilt_from: Option<u64>,
 }
 
 impl Audited {
@@ -175,7 +178,11 @@ impl Storage {
                         // The whole tree is scanned: compare under the lock
                         // (nothing to compare after a failed batch).
                         if tracked.failed {
-                            return Ok(Some(Audited { scanned, expected: None }));
+                            return Ok(Some(Audited {
+                                scanned,
+                                expected: None,
+                                rebuilt_from: None,
+                            }));
                         }
                         let behind = tracked.behind;
                         let expected =
@@ -194,9 +201,13 @@ impl Storage {
                                 now = scanned,
                                 "sled's record count rebuilt after an unclean end"
                             );
-                            return Ok(Some(Audited { scanned, expected: Some(scanned) }));
+                            return Ok(Some(Audited {
+                                scanned,
+                                expected: Some(scanned),
+                                rebuilt_from: Some(e),
+                            }));
                         }
-                        return Ok(Some(Audited { scanned, expected }));
+                        return Ok(Some(Audited { scanned, expected, rebuilt_from: None }));
                     }
                 }
             }

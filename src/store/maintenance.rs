@@ -21,6 +21,11 @@ pub struct VerifyReport {
     /// were damaged and completed keys may be forgotten. Says what was lost
     /// and how to recover (the lost keys themselves cannot be named).
     pub lost: Option<String>,
+    /// Set when, after an unclean end (a crash, a full disk), sled's count
+    /// had to be rebuilt and changed: a batch sled applied only in part, or
+    /// damage the count cannot tell from one. The store serves on;
+    /// `idemkv verify --strict` fails on it.
+    pub rebuilt: Option<String>,
 }
 
 impl VerifyReport {
@@ -91,6 +96,13 @@ impl Store {
         let audited = audited?.ok_or(Error::Closed)?;
         report.records = audited.scanned;
         report.expected_records = audited.expected;
+        if let Some((was, found)) = *s.rebuilt.lock() {
+            report.rebuilt = Some(format!(
+                "after an unclean end sled's marker counted {was} record(s) and sled held \
+                 {found}; the count was rebuilt: a batch sled applied only in part (a full \
+                 disk), or records lost that cannot be told apart (docs/RELIABILITY.md)"
+            ));
+        }
         if !audited.matches() {
             report.lost = Some(sled_check::audit_loss(&audited).to_string());
         }

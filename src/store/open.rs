@@ -253,6 +253,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         // After an unclean end sled's count is rebuilt, not checked: sled's
         // batches are not atomic across its own I/O errors (a full disk).
         rebase_pending: AtomicBool::new(rebase),
+        rebuilt: Mutex::new(None),
         audited_cv: Condvar::new(),
         backlog: Mutex::new(()),
         backlog_cv: Condvar::new(),

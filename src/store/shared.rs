@@ -60,6 +60,10 @@ pub(crate) struct Shared {
     /// The last session did not close cleanly: the next audit rebuilds the
     /// marker's count from the records instead of checking it.
     pub rebase_pending: AtomicBool,
+    /// What the rebuild of sled's count after an unclean end changed, if it
+    /// changed it: (the marker's count, the records found). Reported by
+    /// `verify` (a partly applied batch, or damage the count cannot tell).
+    pub rebuilt: Mutex<Option<(u64, u64)>>,
     pub audited_cv: Condvar,
     /// Writers wait here while the applier is too far behind.
     pub backlog: Mutex<()>,

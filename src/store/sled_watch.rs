@@ -71,6 +71,16 @@ impl Shared {
         if audited.is_some() && rebase {
             self.rebase_pending.store(false, Ordering::Release);
         }
+        if let Some(a) = audited.filter(|a| a.rebuilt_from.is_some()) {
+            let was = a.rebuilt_from.unwrap_or_default();
+            tracing::warn!(
+                target: "idemkv",
+                marker = was,
+                found = a.scanned,
+                "sled's record count differed after an unclean end and was rebuilt"
+            );
+            *self.rebuilt.lock() = Some((was, a.scanned));
+        }
         if let Some(a) = audited.filter(|a| !a.matches()) {
             self.sled_lost(&a);
         }

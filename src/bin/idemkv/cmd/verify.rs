@@ -2,7 +2,8 @@
 //! the journal (a torn or damaged tail is cut off: `Store::recovery_report`);
 //! then `Store::verify` decodes and checksums every record. Exit 1, with the
 //! offending keys, when a record (or META, or the journal's continuity) is
-//! corrupt; with `--strict`, also when the journal had a damaged tail.
+//! corrupt; with `--strict`, also when the journal had a damaged tail or
+//! sled's record count had to be rebuilt after an unclean end.
 
 use std::io::Write;
 
@@ -51,7 +52,7 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
         close(store)?;
     }
     let journal_damaged = recovery.bytes_dropped > 0 || recovery.damage.is_some();
-    let ok = report.is_ok() && !(args.strict && journal_damaged);
+    let ok = report.is_ok() && !(args.strict && (journal_damaged || report.rebuilt.is_some()));
     if g.json {
         let corrupt: Vec<_> = report
             .corrupt
@@ -64,6 +65,7 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
             "records": report.records,
             "expected_records": report.expected_records,
             "lost": report.lost,
+            "rebuilt": report.rebuilt,
             "corrupt": corrupt,
             "recovery": recovery_json(&recovery),
         }))?;
@@ -102,6 +104,9 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
             "(`idemkv remove KEY` deletes a damaged record; its next claim starts afresh)"
         )?;
     }
+    if let Some(rebuilt) = &report.rebuilt {
+        writeln!(out, "sled: count rebuilt: {rebuilt}")?;
+    }
     if let Some(lost) = &report.lost {
         writeln!(out, "sled: LOST DATA: {lost}")?;
     } else if let Some(n) = report.expected_records {
@@ -113,6 +118,8 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<bool> {
         eprintln!("idemkv: verify: sled lost records");
     } else if !report.corrupt.is_empty() {
         eprintln!("idemkv: verify: {} corrupt record(s)", report.corrupt.len());
+    } else if !ok && report.rebuilt.is_some() {
+        eprintln!("idemkv: verify: sled's count had to be rebuilt after an unclean end (--strict)");
     } else if !ok {
         eprintln!("idemkv: verify: the journal had a damaged tail (--strict)");
     }
