@@ -249,6 +249,7 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         // Claims of keys found nowhere wait for the first audit only when
         // it checks a count that open did not take itself.
         audited: Mutex::new(!check),
+        audit_ended: AtomicBool::new(!check),
         sled_damaged: AtomicBool::new(false),
         // After an unclean end sled's count is rebuilt, not checked: sled's
         // batches are not atomic across its own I/O errors (a full disk).

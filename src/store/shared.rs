@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     /// `background::run_filter`): until then a key found nowhere may be one
     /// sled lost, so claims and reads of such keys wait for it.
     pub audited: Mutex<bool>,
+    /// The same, read without a lock on the claim path.
+    pub audit_ended: AtomicBool,
     /// An audit found sled's records disagreeing with its marker: no absent
     /// answer can be trusted any more.
     pub sled_damaged: AtomicBool,

@@ -23,7 +23,7 @@ use crate::storage::Audited;
 impl Shared {
     /// Whether the first audit after open has ended (or none was needed).
     pub fn audit_done(&self) -> bool {
-        *self.audited.lock()
+        self.audit_ended.load(Ordering::Acquire)
     }
 
     /// Waits until the first audit after open has ended or the store is
@@ -51,6 +51,7 @@ impl Shared {
                 self.poison.set(format!("marking the store open in META: {e}"));
             }
             *done = true;
+            self.audit_ended.store(true, Ordering::Release);
         }
         drop(done);
         self.audited_cv.notify_all();
