@@ -137,6 +137,12 @@ pub enum Error {
         /// the journal writer itself has not stopped).
         lock_released: bool,
     },
+    /// The call conflicts with the key's current state (for example an
+    /// import over a claim in flight in this store). Nothing was changed.
+    Conflict {
+        /// What conflicts, and what to do first.
+        reason: String,
+    },
     /// An internal invariant of idemkv broke: a bug in idemkv, not damage to
     /// the store's data. Please report it, with `what`.
     Internal {
@@ -232,6 +238,7 @@ impl fmt::Display for Error {
                     "the directory lock is still held (the journal writer did not stop)"
                 }
             ),
+            Error::Conflict { reason } => write!(f, "conflict: {reason}; nothing was changed"),
             Error::Internal { what } => write!(
                 f,
                 "internal error: {what}; this is a bug in idemkv, not damage to the stored \

@@ -74,3 +74,18 @@ fn expirations_and_removals_are_counted() -> Result<(), Box<dyn std::error::Erro
     assert_eq!((s.removals, s.expirations), (1, 2));
     Ok(())
 }
+
+/// Every refused lease counts in `stale_leases`, a lease of another open
+/// store (`OtherStore`) included.
+#[test]
+fn leases_of_another_open_store_count_as_stale() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = Config::new().open(dir.path())?;
+    let key = Key::new("stripe", "evt_stale")?;
+    let Claim::Acquired(lease) = store.claim(&key, None)? else { panic!("acquired") };
+    store.close()?;
+    let store = Config::new().open(dir.path())?;
+    assert!(store.complete(&lease, b"late").is_err(), "a lease of an earlier open");
+    assert_eq!(store.stats().namespaces["stripe"].stale_leases, 1);
+    Ok(())
+}

@@ -298,9 +298,11 @@ impl Storage {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, sled::IVec)>> {
+        // After a key below the prefix (another namespace's) the prefix's
+        // own start comes first.
         let start = match after {
-            Some(raw) => std::ops::Bound::Excluded(record_key(raw)),
-            None => std::ops::Bound::Included(record_key(prefix)),
+            Some(raw) if raw >= prefix => std::ops::Bound::Excluded(record_key(raw)),
+            _ => std::ops::Bound::Included(record_key(prefix)),
         };
         let mut out = Vec::new();
         for item in self.db()?.range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)) {

@@ -202,6 +202,20 @@ impl Store {
         s.throttle()?;
         let mut st = shard.state.lock();
         let prev = st.lookup(&raw, &s.storage).ok().and_then(|(r, _)| r);
+        // A claim of this store on the key (held, or orphaned but still
+        // completable) would match an imported token by chance and finish a
+        // record that is not its own: refused, nothing changed.
+        let now = s.clock.now_millis();
+        if let Some(p) = core::live(prev.as_deref(), now)
+            && matches!(p.state, State::InProgress { .. })
+        {
+            return Err(Error::Conflict {
+                reason: format!(
+                    "import of {key}: the key is claimed in this store; complete, fail, \
+                     release or remove that claim first"
+                ),
+            });
+        }
         let (seq, _) = st.write(idx, &raw, prev.as_deref(), Some(r), &s.journal)?;
         drop(st);
         shard.ended.notify_all();

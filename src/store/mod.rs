@@ -269,14 +269,17 @@ impl Store {
     ) -> Result<Record> {
         let s = self.shared();
         s.check_writable()?;
+        let raw = s.hashed(&lease.key);
         if lease.store != s.store_id {
+            // Counted like every stale lease (`stale_leases`).
+            let mut st = s.shards[s.shard_of(&raw)].state.lock();
+            st.counters.add(lease.key.namespace_bytes(), Counter::StaleLeases);
             return Err(Error::StaleLease {
                 key: lease.key.to_string(),
                 token: lease.token,
                 reason: StaleReason::OtherStore,
             });
         }
-        let raw = s.hashed(&lease.key);
         let idx = s.shard_of(&raw);
         let shard = &s.shards[idx];
         s.throttle()?;
