@@ -28,15 +28,22 @@ fn complete(dir: &Path, from: usize, to: usize) -> TestResult {
     Ok(())
 }
 
-#[test]
-fn an_older_sled_accepted_as_is_serves_what_it_holds_and_is_checked_again() -> TestResult {
+/// A closed store that completed keys `0..2n`, whose `sled/` was then
+/// replaced by a copy taken after the first `n`.
+fn store_with_older_sled(n: usize) -> TestResult<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let older = tempfile::tempdir()?;
-    complete(dir.path(), 0, 10)?;
+    complete(dir.path(), 0, n)?;
     common::copy_dir(&dir.path().join("sled"), older.path())?;
-    complete(dir.path(), 10, 20)?;
+    complete(dir.path(), n, 2 * n)?;
     std::fs::remove_dir_all(dir.path().join("sled"))?;
     common::copy_dir(older.path(), &dir.path().join("sled"))?;
+    Ok(dir)
+}
+
+#[test]
+fn an_older_sled_accepted_as_is_serves_what_it_holds_and_is_checked_again() -> TestResult {
+    let dir = store_with_older_sled(10)?;
 
     let refused = config().open(dir.path()).expect_err("an older sled is refused");
     assert!(matches!(refused, Error::Corrupt { .. }), "{refused:?}");
@@ -76,13 +83,7 @@ fn a_deleted_sled_accepted_as_is_opens_empty() -> TestResult {
 /// refused store still holds.
 #[test]
 fn the_cli_exports_what_a_refused_store_holds() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let older = tempfile::tempdir()?;
-    complete(dir.path(), 0, 3)?;
-    common::copy_dir(&dir.path().join("sled"), older.path())?;
-    complete(dir.path(), 3, 6)?;
-    std::fs::remove_dir_all(dir.path().join("sled"))?;
-    common::copy_dir(older.path(), &dir.path().join("sled"))?;
+    let dir = store_with_older_sled(3)?;
     let bin = env!("CARGO_BIN_EXE_idemkv");
     let run = |extra: &[&str]| {
         std::process::Command::new(bin).arg("--path").arg(dir.path()).args(extra).output()
