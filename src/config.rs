@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Capped, Clock, SystemClock, check_duration, duration_ms};
 use crate::error::{Error, Result};
-use crate::store::Store;
 
 /// Hard ceiling for `max_response_bytes`: one record must fit a journal frame.
 pub const MAX_RESPONSE_LIMIT: usize = 64 << 20;
@@ -191,7 +189,7 @@ pub struct Config {
     pub(crate) checkpoint_bytes: u64,
     pub(crate) segment_bytes: u64,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) journal_fs: Arc<dyn crate::journal::JournalFs>,
+    pub(crate) journal_fs: Arc<dyn crate::io::JournalFs>,
     pub(crate) accept_sled_as_is: bool,
 }
 
@@ -211,7 +209,7 @@ impl Default for Config {
             checkpoint_bytes: 256 << 20,
             segment_bytes: 64 << 20,
             clock: Arc::new(SystemClock),
-            journal_fs: Arc::new(crate::journal::StdFs),
+            journal_fs: Arc::new(crate::io::StdFs),
             accept_sled_as_is: false,
         }
     }
@@ -239,15 +237,6 @@ impl Config {
     /// checkpoint every 30 s.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Opens (or creates) the store in `path` with this configuration.
-    ///
-    /// Blocks while it replays the journal. Fails with
-    /// [`Error::InvalidConfig`] if a value is out of range (nothing on disk
-    /// is touched then), and otherwise as [`Store::open_with`].
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(path, self)
     }
 
     /// Number of lock stripes; a power of two from 1 to 4096 (checked at open).
@@ -361,7 +350,7 @@ impl Config {
 
     /// Test hook: the file system the journal writes through (fault injection).
     #[doc(hidden)]
-    pub fn journal_fs(mut self, fs: Arc<dyn crate::journal::JournalFs>) -> Self {
+    pub fn journal_fs(mut self, fs: Arc<dyn crate::io::JournalFs>) -> Self {
         self.journal_fs = fs;
         self
     }

@@ -45,18 +45,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Layers, top to bottom; a module imports only from modules below it
+// (docs/DESIGN.md, "Layers"; checked by tests/layers.rs).
+mod core;
+mod embedded; // the embedded backend: stripes over the engine
+mod engine; // journal, applier, checkpoint, META, tokens, sled storage
+mod format; // byte layouts of everything stored
+mod store; // the public front: API types, validation, waiting, metrics
+mod stripe; // one stripe's state, pure: decides and returns effects // the contract: record, rules, reports, the backend boundary
+// Leaves: used by every layer, importing only each other downwards.
 mod clock;
 mod config;
-mod core;
 mod error;
 mod fingerprint;
-mod format;
-mod journal;
+mod io;
 mod key;
 mod metrics;
 mod poison;
-mod storage;
-mod store;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -76,7 +81,7 @@ pub use metrics::{Latency, NamespaceStats, Stats};
 /// not a stable API.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::journal::{JournalFile, JournalFs, StdFs};
+    pub use crate::io::{JournalFile, JournalFs, StdFs};
 
     /// Decodes `bytes` as a stored record (the `record_decode` fuzz target).
     pub fn decode_record(bytes: &[u8]) -> crate::Result<()> {
@@ -92,14 +97,14 @@ pub mod testing {
     /// target): the sequence numbers of the intact entries before the first
     /// damage, and the damage.
     pub fn scan_journal_segment(bytes: &[u8]) -> (Vec<u64>, Option<String>) {
-        let (entries, damage) = crate::journal::scan_segment_image(bytes);
+        let (entries, damage) = crate::engine::journal::scan_segment_image(bytes);
         (entries.into_iter().map(|(seq, _)| seq).collect(), damage)
     }
 }
 
+pub use core::{RecoveryReport, VerifyReport};
 pub use store::{
-    Claim, ClaimOptions, Entry, EntryState, ExportedRecord, Failure, Lease, Outcome,
-    RecoveryReport, Replay, Store, VerifyReport,
+    Claim, ClaimOptions, Entry, EntryState, ExportedRecord, Failure, Lease, Outcome, Replay, Store,
 };
 
 #[cfg(test)]

@@ -44,12 +44,9 @@ pub(crate) enum ClaimDecision {
     Mismatch { stored: Fingerprint },
 }
 
-/// Claims the key. `next_token` is called once, only when acquiring.
-pub(crate) fn claim(
-    current: Option<&Record>,
-    p: &ClaimParams,
-    next_token: &mut dyn FnMut() -> u64,
-) -> ClaimDecision {
+/// Claims the key. An `Acquire` carries token 0: the caller stamps the
+/// fencing token it issues ([`stamp_token`]) before writing the record.
+pub(crate) fn claim(current: Option<&Record>, p: &ClaimParams) -> ClaimDecision {
     let current = live(current, p.now.ms);
     if let (Some(stored), Some(given)) = (current.and_then(|r| r.fingerprint), p.fingerprint)
         && stored != given
@@ -87,14 +84,16 @@ pub(crate) fn claim(
         expires_at: lease_deadline.saturating_add(p.retention_ms),
         retention_ms: p.retention_ms,
         fingerprint,
-        state: State::InProgress {
-            token: next_token(),
-            boot: p.boot,
-            claimed_at: p.now.ms,
-            lease_deadline,
-        },
+        state: State::InProgress { token: 0, boot: p.boot, claimed_at: p.now.ms, lease_deadline },
     };
     ClaimDecision::Acquire { record, recovered }
+}
+
+/// Gives an acquired record (from [`claim`]) its fencing token.
+pub(crate) fn stamp_token(record: &mut Record, token: u64) {
+    if let State::InProgress { token: t, .. } = &mut record.state {
+        *t = token;
+    }
 }
 
 /// The record held by `token`, or why the lease is stale.
@@ -213,8 +212,11 @@ mod tests {
     }
 
     fn acquire(current: Option<&Record>, p: &ClaimParams, token: u64) -> (Record, bool) {
-        match claim(current, p, &mut || token) {
-            ClaimDecision::Acquire { record, recovered } => (record, recovered),
+        match claim(current, p) {
+            ClaimDecision::Acquire { mut record, recovered } => {
+                stamp_token(&mut record, token);
+                (record, recovered)
+            }
             other => panic!("expected Acquire, got {other:?}"),
         }
     }
@@ -225,7 +227,7 @@ mod tests {
         assert!(!recovered);
         assert_eq!(r.attempts, 1);
         assert_eq!(r.expires_at, 100 + LEASE + KEEP);
-        let d = claim(Some(&r), &params(200), &mut || unreachable!());
+        let d = claim(Some(&r), &params(200));
         assert_eq!(
             d,
             ClaimDecision::InFlight { retry_after_ms: LEASE - 100, attempt: 1, token: 5 }
@@ -237,7 +239,7 @@ mod tests {
         let (r, _) = acquire(None, &params(0), 1);
         let done = complete(Some(&r), 1, Now::at(10), b"resp").unwrap();
         assert_eq!(done.expires_at, 10 + KEEP);
-        assert_eq!(claim(Some(&done), &params(20), &mut || 9), ClaimDecision::Replay);
+        assert_eq!(claim(Some(&done), &params(20)), ClaimDecision::Replay);
         let (again, _) = acquire(Some(&done), &params(10 + KEEP), 2);
         assert_eq!(again.attempts, 1, "an expired record is absent");
     }
@@ -247,9 +249,9 @@ mod tests {
         let (r, _) = acquire(None, &params(0), 1);
         let mut p = params(1);
         p.fingerprint = Some(Fingerprint::of(b"b"));
-        assert!(matches!(claim(Some(&r), &p, &mut || 2), ClaimDecision::Mismatch { .. }));
+        assert!(matches!(claim(Some(&r), &p), ClaimDecision::Mismatch { .. }));
         p.fingerprint = None;
-        assert!(matches!(claim(Some(&r), &p, &mut || 2), ClaimDecision::InFlight { .. }));
+        assert!(matches!(claim(Some(&r), &p), ClaimDecision::InFlight { .. }));
     }
 
     #[test]
@@ -293,14 +295,14 @@ mod tests {
         let (r3, _) = acquire(Some(&idle), &params(8), 3);
         assert_eq!(r3.attempts, 3);
         let failed = fail_terminal(Some(&r3), 3, Now::at(9), b"bad").unwrap();
-        assert_eq!(claim(Some(&failed), &params(10), &mut || 4), ClaimDecision::Replay);
+        assert_eq!(claim(Some(&failed), &params(10)), ClaimDecision::Replay);
     }
 
     #[test]
     fn extend_moves_deadline() {
         let (r, _) = acquire(None, &params(0), 1);
         let ext = extend(Some(&r), 1, Now::at(20_000), LEASE).unwrap();
-        let d = claim(Some(&ext), &params(LEASE + 1), &mut || 2);
+        let d = claim(Some(&ext), &params(LEASE + 1));
         assert!(matches!(d, ClaimDecision::InFlight { .. }));
         assert_eq!(
             extend(Some(&ext), 7, Now::at(1), LEASE),

@@ -12,9 +12,10 @@
 //!  16   n payload
 //! payload
 //!   0   1 op        1 Put, 2 Delete
-//!   1   1 flags     bit 0: prev_expiry present
+//!   1   1 flags     bit 0: prev_expiry present (never set since 0.1's
+//!                   engine layer; still accepted)
 //!   2   2 key_len   u16
-//!   4   8 prev_expiry  u64 ms (0 when absent): index entry to remove
+//!   4   8 prev_expiry  u64 ms: written 0, ignored when read
 //!  12   8 new_expiry   u64 ms (Put) or 0 (Delete): index entry to add
 //!  20   k key       raw storage key
 //! 20+k  r record    (Put only) an encoded record, to the end of the payload
@@ -37,6 +38,8 @@ const FLAGS_OFFSET: usize = OP_OFFSET + 1;
 const KEY_LEN_OFFSET: usize = FLAGS_OFFSET + 1;
 const PREV_EXPIRY_OFFSET: usize = KEY_LEN_OFFSET + 2;
 const NEW_EXPIRY_OFFSET: usize = PREV_EXPIRY_OFFSET + 8;
+/// Where `prev_expiry` was kept; the field stays for format compatibility.
+const _: () = assert!(PREV_EXPIRY_OFFSET == 4);
 const KEY_OFFSET: usize = NEW_EXPIRY_OFFSET + 8;
 
 const OP_PUT: u8 = 1;
@@ -54,8 +57,6 @@ pub(crate) struct Mutation {
     pub key: std::sync::Arc<[u8]>,
     /// The new encoded record and its expiry, or `None` to delete the key.
     pub put: Option<(std::sync::Arc<[u8]>, u64)>,
-    /// Expiry-index entry of the previous record, to remove.
-    pub prev_expiry: Option<u64>,
 }
 
 /// The segment header.
@@ -96,9 +97,9 @@ pub(crate) fn encode_frame(out: &mut Vec<u8>, seq: u64, m: &Mutation) {
     out.extend_from_slice(&[0u8; 4]); // crc, filled below
     out.extend_from_slice(&seq.to_le_bytes());
     out.push(if m.put.is_some() { OP_PUT } else { OP_DELETE });
-    out.push(if m.prev_expiry.is_some() { FLAG_PREV_EXPIRY } else { 0 });
+    out.push(0); // flags: no prev_expiry (the field is unused)
     out.extend_from_slice(&(m.key.len() as u16).to_le_bytes());
-    out.extend_from_slice(&m.prev_expiry.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // prev_expiry
     out.extend_from_slice(&m.put.as_ref().map_or(0, |(_, e)| *e).to_le_bytes());
     out.extend_from_slice(&m.key);
     if let Some((record, _)) = &m.put {
@@ -155,8 +156,9 @@ fn decode_payload(p: &[u8]) -> Result<Mutation, String> {
     if flags & !FLAG_PREV_EXPIRY != 0 {
         return Err(format!("unknown flags {flags:#04x}"));
     }
+    // Journals written before the engine layer may set `prev_expiry`; its
+    // value is not needed (the sweeper checks each record itself).
     let key: std::sync::Arc<[u8]> = p[KEY_OFFSET..KEY_OFFSET + key_len].into();
-    let prev_expiry = (flags & FLAG_PREV_EXPIRY != 0).then(|| u64_at(p, PREV_EXPIRY_OFFSET));
     let rest = &p[KEY_OFFSET + key_len..];
     let put = match p[OP_OFFSET] {
         OP_PUT => {
@@ -171,7 +173,7 @@ fn decode_payload(p: &[u8]) -> Result<Mutation, String> {
         OP_DELETE => return Err("delete with a record or an expiry".into()),
         op => return Err(format!("unknown op {op}")),
     };
-    Ok(Mutation { key, put, prev_expiry })
+    Ok(Mutation { key, put })
 }
 
 #[cfg(test)]
@@ -191,13 +193,12 @@ mod tests {
         Mutation {
             key: b"\x01sx"[..].into(),
             put: Some((crate::format::record::encode(&r).into(), 99)),
-            prev_expiry: Some(40),
         }
     }
 
     #[test]
     fn frames_round_trip() {
-        let del = Mutation { key: b"\x01sy"[..].into(), put: None, prev_expiry: None };
+        let del = Mutation { key: b"\x01sy"[..].into(), put: None };
         let mut buf = Vec::new();
         encode_frame(&mut buf, 7, &put());
         let first = buf.len();
@@ -207,6 +208,20 @@ mod tests {
             decode_frame(&buf[first..]),
             Frame::Ok { seq: 8, mutation: del, len: buf.len() - first }
         );
+    }
+
+    #[test]
+    fn frames_of_older_builds_with_prev_expiry_still_decode() {
+        // Builds before the engine layer set flag bit 0 and prev_expiry.
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, 7, &put());
+        let payload = FRAME_HEADER_LEN;
+        buf[payload + FLAGS_OFFSET] = FLAG_PREV_EXPIRY;
+        buf[payload + PREV_EXPIRY_OFFSET..payload + PREV_EXPIRY_OFFSET + 8]
+            .copy_from_slice(&40u64.to_le_bytes());
+        let sum = crc(&buf[FRAME_SEQ_OFFSET..]);
+        buf[FRAME_CRC_OFFSET..FRAME_SEQ_OFFSET].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(decode_frame(&buf), Frame::Ok { seq: 7, mutation: put(), len: buf.len() });
     }
 
     #[test]

@@ -1,9 +1,6 @@
 //! Inspection and maintenance: listing, export and import.
 
-use std::sync::atomic::Ordering;
-
 use super::{Entry, Store};
-use crate::config::MAX_IMPORTED_TOKEN;
 use crate::core::{self, Record, State};
 use crate::error::{Error, Result};
 use crate::format::record;
@@ -70,12 +67,6 @@ fn state_name(r: &Record) -> &'static str {
 }
 
 impl Store {
-    /// Writes out the journal and waits until sled holds all of it, so that
-    /// scans see every transition made before the call.
-    pub(super) fn catch_up(&self) -> Result<()> {
-        self.shared().catch_up()
-    }
-
     /// Up to `limit` live records in key order, optionally in one namespace,
     /// starting after `after` (pass the last key of the previous page).
     /// A snapshot as of the call: changes made meanwhile may or may not show.
@@ -91,12 +82,12 @@ impl Store {
         after: Option<&Key>,
         limit: usize,
     ) -> Result<Vec<Entry>> {
-        self.shared().check_open()?; // closed comes before bad input
-        let s = self.shared();
+        let b = self.backend();
+        b.check_open()?; // closed comes before bad input
         if let Some(ns) = namespace {
             crate::key::validate_namespace_name(ns)?;
         }
-        self.catch_up()?;
+        b.catch_up()?;
         let prefix = match namespace {
             Some(ns) => {
                 // A name over 255 bytes would wrap the length byte and list
@@ -108,17 +99,16 @@ impl Store {
             }
             None => Vec::new(),
         };
-        let now = s.clock.now_millis();
+        let now = self.inner.config.clock.now_millis();
         let mut out = Vec::new();
         let mut cursor = after.map(|k| k.as_raw().to_vec());
         while out.len() < limit {
-            let page = s.storage.scan_records(&prefix, cursor.as_deref(), limit - out.len())?;
+            let page = b.scan(&prefix, cursor.as_deref(), limit - out.len())?;
             let Some((last, _)) = page.last() else { break };
             cursor = Some(last.clone());
-            for (raw, bytes) in page {
-                let r = record::decode(&raw, &bytes)?;
+            for (raw, r) in page {
                 if core::live(Some(&r), now).is_some() {
-                    out.push(Entry::from_record(Key::from_raw(&raw)?, &r, now, s.boot));
+                    out.push(Entry::from_record(Key::from_raw(&raw)?, &r, now, b.boot()));
                 }
             }
         }
@@ -127,17 +117,16 @@ impl Store {
 
     /// Calls `each` with every live record in portable form, in key order.
     pub fn export(&self, mut each: impl FnMut(ExportedRecord) -> Result<()>) -> Result<u64> {
-        let s = self.shared();
-        self.catch_up()?;
-        let now = s.clock.now_millis();
+        let b = self.backend();
+        b.catch_up()?;
+        let now = self.inner.config.clock.now_millis();
         let mut cursor: Option<Vec<u8>> = None;
         let mut n = 0;
         loop {
-            let page = s.storage.scan_records(&[], cursor.as_deref(), 1024)?;
+            let page = b.scan(&[], cursor.as_deref(), 1024)?;
             let Some((last, _)) = page.last() else { return Ok(n) };
             cursor = Some(last.clone());
-            for (raw, bytes) in page {
-                let mut r = record::decode(&raw, &bytes)?;
+            for (raw, mut r) in page {
                 if core::live(Some(&r), now).is_none() {
                     continue;
                 }
@@ -174,51 +163,13 @@ impl Store {
     /// issues before 2^63 claims: such a record would use up the token space.
     /// Blocks until the record is durable in `Durable` mode.
     pub fn import(&self, exported: &ExportedRecord) -> Result<()> {
-        let s = self.shared();
-        s.check_writable()?;
+        self.backend().check_writable()?;
         let key = exported.key()?;
         let bytes = unhex(&exported.record).map_err(|_| Error::Corrupt {
             key: key.as_raw().to_vec(),
             reason: "record is not hex".into(),
         })?;
         let r = record::decode(key.as_raw(), &bytes)?;
-        let token = match r.state {
-            State::InProgress { token, .. }
-            | State::Completed { token, .. }
-            | State::Failed { token, .. } => token,
-            State::Idle { last_token, .. } => last_token,
-        };
-        // Refused before anything changes: a token near u64::MAX would leave
-        // no room for the strictly increasing tokens of later claims.
-        if token > MAX_IMPORTED_TOKEN {
-            return Err(Error::TokenSpaceExhausted { token, limit: MAX_IMPORTED_TOKEN });
-        }
-        // Bounded by MAX_IMPORTED_TOKEN + 1: neither can overflow.
-        s.next_token.fetch_max(token + 1, Ordering::SeqCst);
-        s.secure_token(token + 1)?;
-        let raw = s.hashed(&key);
-        let idx = s.shard_of(&raw);
-        let shard = &s.shards[idx];
-        s.throttle()?;
-        let mut st = shard.state.lock();
-        let prev = st.lookup(&raw, &s.storage).ok().and_then(|(r, _)| r);
-        // A claim of this store on the key (held, or orphaned but still
-        // completable) would match an imported token by chance and finish a
-        // record that is not its own: refused, nothing changed.
-        let now = s.clock.now_millis();
-        if let Some(p) = core::live(prev.as_deref(), now)
-            && matches!(p.state, State::InProgress { .. })
-        {
-            return Err(Error::Conflict {
-                reason: format!(
-                    "import of {key}: the key is claimed in this store; complete, fail, \
-                     release or remove that claim first"
-                ),
-            });
-        }
-        let (seq, _) = st.write(idx, &raw, prev.as_deref(), Some(r), &s.journal)?;
-        drop(st);
-        shard.ended.notify_all();
-        self.settle(seq)
+        self.backend().import(&key, r)
     }
 }

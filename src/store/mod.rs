@@ -11,39 +11,25 @@
 //! calls in `spawn_blocking` (or accept a sub-millisecond block in `Buffered`).
 
 mod admin;
-mod background;
-mod close;
-mod filter;
-mod hashed;
 mod maintenance;
-mod meta;
-mod open;
-mod shard;
-mod shared;
-mod sled_check;
-mod sled_watch;
 mod types;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
-pub use crate::journal::RecoveryReport;
 pub use admin::ExportedRecord;
-pub use maintenance::VerifyReport;
 pub use types::{Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, Replay};
 
-use crate::clock::{Now, duration_ms};
+use crate::clock::duration_ms;
 use crate::config::Config;
-use crate::core::{self, ClaimDecision, ClaimParams, Record};
-use crate::error::{Error, Result, StaleReason};
+use crate::core::backend::{Backend, ClaimRequest, Op};
+use crate::core::{self, ClaimDecision, Record, RecoveryReport};
+use crate::embedded::{Embedded, EmbeddedBackend};
+use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::key::Key;
-use crate::metrics::{Counter, ShardCounters, Stats};
-use shared::Shared;
+use crate::metrics::{Metrics, Stats};
 
 /// An idempotency store. Cheap to clone (one `Arc`), `Send + Sync`; every
 /// clone is the same store. The store closes when the last clone is dropped
@@ -55,19 +41,17 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// The front: configuration, latency instruments, and the backend that keeps
+/// the records (the embedded engine; no sled or journal type above it).
 struct Inner {
-    shared: Arc<Shared>,
-    /// Journal writer and applier: stopped last, after they drained.
-    pipeline: Mutex<Vec<JoinHandle<()>>>,
-    /// Sweeper and checkpointer.
-    maintenance: Mutex<Vec<JoinHandle<()>>>,
-    /// The directory's LOCK, held until the store closes.
-    lock: Mutex<Option<std::fs::File>>,
+    config: Config,
+    metrics: Metrics,
+    backend: Box<dyn Backend>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("config", &self.inner.shared.config).finish_non_exhaustive()
+        f.debug_struct("Store").field("config", &self.inner.config).finish_non_exhaustive()
     }
 }
 
@@ -85,11 +69,19 @@ impl Store {
 
     /// Opens (or creates) a store in `path` with `config`.
     pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Store> {
-        open::open(path.as_ref(), config)
+        config.validate()?;
+        let embedded = Embedded::open(path.as_ref(), &config)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                config,
+                metrics: Metrics::default(),
+                backend: Box::new(EmbeddedBackend(embedded)),
+            }),
+        })
     }
 
-    fn shared(&self) -> &Shared {
-        &self.inner.shared
+    fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
     }
 
     /// Claims `key` for processing: see [`Claim`] for the four answers.
@@ -135,8 +127,8 @@ impl Store {
     /// represent as an `Instant`, such as `Duration::MAX`: no limit). Returns `Replay` when the holder
     /// completes or fails terminally, `Acquired` when it releases, fails
     /// retryably or its lease runs out, and `InFlight` if the timeout passes
-    /// first. Woken by the holder's transition (a per-shard condition
-    /// variable), not by polling.
+    /// first. Woken by the holder's transition (each key has its own
+    /// waiters), not by polling.
     pub fn wait(
         &self,
         key: &Key,
@@ -165,144 +157,69 @@ impl Store {
         wait_until: Option<Option<Instant>>,
     ) -> Result<Claim> {
         let started = crate::metrics::sampled().then(Instant::now);
-        let s = self.shared();
-        s.check_writable()?;
-        let policy = s.config.policy(key.namespace());
+        let b = self.backend();
+        b.check_writable()?;
+        let policy = self.inner.config.policy(key.namespace());
         let lease = options.lease.unwrap_or(policy.lease_duration());
         let retention = options.retention.unwrap_or(policy.retention_duration());
         // The duration rule (crate::clock): checked, rounded up to whole ms.
         let (lease_ms, retention_ms) = policy.check("claim options", lease, retention)?;
-        let raw = s.hashed(key);
-        let idx = s.shard_of(&raw);
-        let shard = &s.shards[idx];
-        s.throttle()?;
-        let mut st = shard.state.lock();
-        if wait_until.is_some() {
-            st.counters.add(key.namespace_bytes(), Counter::Waits);
-        }
-        loop {
-            let now = Now::of(&*s.clock);
-            let (current, seen) = st.lookup(&raw, &s.storage)?;
-            if current.is_none() && !s.audit_done() {
-                // Found nowhere, and sled's records are not counted yet
-                // since open: it may be a key sled lost. Wait for the count.
-                drop(st);
-                s.wait_audit()?;
-                s.check_writable()?; // the audit may have found sled damaged
-                st = shard.state.lock();
-                continue;
-            }
-            let params = ClaimParams { now, boot: s.boot, fingerprint, lease_ms, retention_ms };
-            let mut token = None;
-            let decision = core::claim(current.as_deref(), &params, &mut || {
-                // Never wraps: past MAX_TOKEN this is an error, returned below
-                // before anything is written.
-                let t = s.issue_token();
-                let shown = *t.as_ref().unwrap_or(&0);
-                token = Some(t);
-                shown
+        let mut req = ClaimRequest {
+            key,
+            fingerprint,
+            lease_ms,
+            retention_ms,
+            wait: false,
+            count_wait: wait_until.is_some(),
+        };
+        let claimed = loop {
+            // `None`: a timeout too long to represent, i.e. no limit.
+            let left = wait_until.map(|until| {
+                until.map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now()))
             });
-            let (claim, wait_seq) = match decision {
-                ClaimDecision::Acquire { record, recovered } => {
-                    let token = token.ok_or_else(|| internal("acquired without a token"))??;
-                    s.secure_token(token)?;
-                    let lease = Lease {
-                        store: s.store_id,
-                        key: key.clone(),
-                        token,
-                        attempt: record.attempts,
-                        deadline: lease_deadline(&record),
-                        recovered,
-                    };
-                    let (seq, _) =
-                        st.write(idx, &raw, current.as_deref(), Some(record), &s.journal)?;
-                    (Claim::Acquired(lease), seq)
-                }
-                ClaimDecision::Replay => {
-                    let r = current.as_deref().and_then(Replay::from_record);
-                    (Claim::Replay(r.ok_or_else(|| internal("replay without outcome"))?), seen)
-                }
-                ClaimDecision::Mismatch { stored } => (Claim::Mismatch { stored }, seen),
-                ClaimDecision::InFlight { retry_after_ms, attempt, .. } => {
-                    if let Some(until) = wait_until {
-                        // `None`: a timeout too long to represent, i.e. no limit.
-                        let left = until
-                            .map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now()));
-                        if !left.is_zero() {
-                            // Wake when the holder ends, or when its lease runs out.
-                            let lease_left =
-                                Duration::from_millis(retry_after_ms.saturating_add(1));
-                            let _ = shard.ended.wait_for(&mut st, left.min(lease_left));
-                            // Woken by close (or poisoning): stop waiting.
-                            s.check_writable()?;
-                            continue;
-                        }
-                    }
-                    let retry_after = Duration::from_millis(retry_after_ms);
-                    (Claim::InFlight { retry_after, attempt }, seen)
-                }
+            req.wait = left.is_some_and(|l| !l.is_zero());
+            let mut claimed = b.claim(&req)?;
+            req.count_wait = false;
+            let (Some(waiter), ClaimDecision::InFlight { retry_after_ms, .. }) =
+                (claimed.waiter.take(), &claimed.decision)
+            else {
+                break claimed;
             };
-            count_claim(&mut st.counters, key.namespace_bytes(), &claim);
-            drop(st);
-            self.settle(wait_seq)?;
-            audit(key, &claim, current.as_deref());
-            if let Some(started) = started {
-                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                s.metrics.latency(key.namespace()).claim_ns.record(ns);
+            // Wake when the holder ends, or when its lease runs out.
+            let lease_left = Duration::from_millis(retry_after_ms.saturating_add(1));
+            let wake = left.unwrap_or(Duration::MAX).min(lease_left);
+            waiter.wait_until(Instant::now().checked_add(wake));
+        };
+        let stored = claimed.stored;
+        let claim = match claimed.decision {
+            ClaimDecision::Acquire { record, recovered } => Claim::Acquired(Lease {
+                store: b.store_id(),
+                key: key.clone(),
+                token: token_of(&record),
+                attempt: record.attempts,
+                deadline: lease_deadline(&record),
+                recovered,
+            }),
+            ClaimDecision::Replay => {
+                let r = stored.as_deref().and_then(Replay::from_record);
+                Claim::Replay(r.ok_or_else(|| internal("replay without outcome"))?)
             }
-            return Ok(claim);
-        }
-    }
-
-    /// In `Durable` mode, waits until entry `seq` is durable.
-    fn settle(&self, seq: u64) -> Result<()> {
-        let s = self.shared();
-        if s.durable() && seq > 0 { s.journal.wait_durable(seq) } else { Ok(()) }
-    }
-
-    /// Runs one fenced transition of `lease`'s key; counts `counter` on success.
-    fn transition(
-        &self,
-        lease: &Lease,
-        counter: Counter,
-        next: impl FnOnce(Option<&Record>, Now) -> Result<Record>,
-    ) -> Result<Record> {
-        let s = self.shared();
-        s.check_writable()?;
-        let raw = s.hashed(&lease.key);
-        if lease.store != s.store_id {
-            // Counted like every stale lease (`stale_leases`).
-            let mut st = s.shards[s.shard_of(&raw)].state.lock();
-            st.counters.add(lease.key.namespace_bytes(), Counter::StaleLeases);
-            return Err(Error::StaleLease {
-                key: lease.key.to_string(),
-                token: lease.token,
-                reason: StaleReason::OtherStore,
-            });
-        }
-        let idx = s.shard_of(&raw);
-        let shard = &s.shards[idx];
-        s.throttle()?;
-        let mut st = shard.state.lock();
-        let now = Now::of(&*s.clock);
-        let (current, _) = st.lookup(&raw, &s.storage)?;
-        let record = match next(current.as_deref(), now) {
-            Ok(r) => r,
-            Err(e) => {
-                if matches!(e, Error::StaleLease { .. }) {
-                    st.counters.add(lease.key.namespace_bytes(), Counter::StaleLeases);
-                }
-                return Err(e);
+            ClaimDecision::Mismatch { stored } => Claim::Mismatch { stored },
+            ClaimDecision::InFlight { retry_after_ms, attempt, .. } => {
+                Claim::InFlight { retry_after: Duration::from_millis(retry_after_ms), attempt }
             }
         };
-        let (seq, new) = st.write(idx, &raw, current.as_deref(), Some(record), &s.journal)?;
-        st.counters.add(lease.key.namespace_bytes(), counter);
-        drop(st);
-        if counter != Counter::Extensions {
-            shard.ended.notify_all(); // the claim ended: wake its waiters
+        audit(key, &claim, stored.as_deref());
+        if let Some(started) = started {
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.inner.metrics.latency(key.namespace()).claim_ns.record(ns);
         }
-        self.settle(seq)?;
-        new.map(|r| (*r).clone()).ok_or_else(|| internal("transition without record"))
+        Ok(claim)
+    }
+
+    /// Runs one fenced transition of `lease`'s key.
+    fn transition(&self, lease: &Lease, op: Op<'_>) -> Result<Arc<Record>> {
+        self.backend().transition(&lease.key, lease.store, lease.token, op)
     }
 
     /// Completes the claim with `response`, which every later claim of the key
@@ -314,11 +231,9 @@ impl Store {
     /// past its deadline still completes if nobody took the key over.
     pub fn complete(&self, lease: &Lease, response: &[u8]) -> Result<()> {
         self.check_size(response)?;
-        let r = self.transition(lease, Counter::Completions, |cur, now| {
-            stale(lease, core::complete(cur, lease.token, now, response))
-        })?;
+        let r = self.transition(lease, Op::Complete(response))?;
         let took = finished_at(&r).saturating_sub(r.created_at);
-        self.shared().metrics.latency(lease.key.namespace()).event_ms.record(took);
+        self.inner.metrics.latency(lease.key.namespace()).event_ms.record(took);
         Ok(())
     }
 
@@ -327,17 +242,10 @@ impl Store {
     /// replays it to every later claim. Fenced like [`Store::complete`].
     pub fn fail(&self, lease: &Lease, failure: Failure<'_>) -> Result<()> {
         match failure {
-            Failure::Retryable => self
-                .transition(lease, Counter::FailuresRetryable, |cur, now| {
-                    stale(lease, core::fail_retryable(cur, lease.token, now))
-                })
-                .map(drop),
+            Failure::Retryable => self.transition(lease, Op::FailRetryable).map(drop),
             Failure::Terminal(payload) => {
                 self.check_size(payload)?;
-                self.transition(lease, Counter::FailuresTerminal, |cur, now| {
-                    stale(lease, core::fail_terminal(cur, lease.token, now, payload))
-                })
-                .map(drop)
+                self.transition(lease, Op::FailTerminal(payload)).map(drop)
             }
         }
     }
@@ -345,10 +253,7 @@ impl Store {
     /// Gives the key back without an outcome; the next claim acquires it
     /// (with `recovered = false`). Fenced like [`Store::complete`].
     pub fn release(&self, lease: &Lease) -> Result<()> {
-        self.transition(lease, Counter::Releases, |cur, now| {
-            stale(lease, core::release(cur, lease.token, now))
-        })
-        .map(drop)
+        self.transition(lease, Op::Release).map(drop)
     }
 
     /// Moves the lease deadline to `now + by`, for side effects that take
@@ -359,104 +264,44 @@ impl Store {
     /// [`MAX_DURATION`](crate::MAX_DURATION), nor longer than the retention
     /// the key was claimed with (`Error::InvalidConfig`, nothing changed).
     pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
-        self.shared().check_open()?; // closed comes before bad input
+        self.backend().check_open()?; // closed comes before bad input
         let by_ms = duration_ms(&"extend: the lease", by)?;
-        let held = &*lease;
-        let r = self.transition(held, Counter::Extensions, |cur, now| {
-            // An expired record is absent here too: that is a stale lease below.
-            if let Some(r) = core::live(cur, now.ms).filter(|r| by_ms > r.retention_ms) {
-                return Err(Error::config(format!(
-                    "extend: the lease ({by:?}) is longer than the key's retention ({:?})",
-                    Duration::from_millis(r.retention_ms)
-                )));
-            }
-            stale(held, core::extend(cur, held.token, now, by_ms))
-        })?;
+        let r = self.transition(lease, Op::Extend { by_ms })?;
         lease.deadline = lease_deadline(&r);
         Ok(())
     }
 
     /// The key's record, or `None` if there is none or it has expired.
     pub fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let s = self.shared();
-        s.check_open()?;
-        let raw = s.hashed(key);
-        let shard = &s.shards[s.shard_of(&raw)];
-        let mut st = shard.state.lock();
-        let mut now = s.clock.now_millis();
-        let (mut current, mut seen) = st.lookup(&raw, &s.storage)?;
-        if current.is_none() && !s.audit_done() {
-            // As in `claim`: an absent key waits for sled's first count.
-            drop(st);
-            s.wait_audit()?;
-            st = shard.state.lock();
-            now = s.clock.now_millis();
-            (current, seen) = st.lookup(&raw, &s.storage)?;
-        }
-        drop(st);
-        if current.is_none() {
-            // sled lost records, or could not be checked: "absent" may be
-            // one of them.
-            s.absent_unsure()?;
-        }
-        // Even an absent answer may rest on a pending delete: settle it.
-        self.settle(seen)?;
+        let current = self.backend().get(key)?;
+        let now = self.inner.config.clock.now_millis();
         Ok(core::live(current.as_deref(), now)
-            .map(|r| Entry::from_record(key.clone(), r, now, s.boot)))
+            .map(|r| Entry::from_record(key.clone(), r, now, self.backend().boot())))
     }
 
     /// Removes the key's record (manual eviction); the next claim starts
     /// afresh. Returns whether a live record was removed. A holder of the
-    /// removed claim gets [`StaleReason::Missing`] when it finishes.
+    /// removed claim gets [`StaleReason::Missing`](crate::StaleReason) when
+    /// it finishes.
     pub fn remove(&self, key: &Key) -> Result<bool> {
-        let s = self.shared();
-        s.check_writable()?;
-        let raw = s.hashed(key);
-        let idx = s.shard_of(&raw);
-        let shard = &s.shards[idx];
-        s.throttle()?;
-        let mut st = shard.state.lock();
-        let (prev, was_live) = match st.lookup(&raw, &s.storage) {
-            Ok((None, seen)) => {
-                drop(st);
-                self.settle(seen)?;
-                return Ok(false);
-            }
-            Ok((Some(r), _)) => {
-                let live = core::live(Some(&r), s.clock.now_millis()).is_some();
-                (Some(r), live)
-            }
-            // A record that cannot be decoded can still be removed; its
-            // expiry-index entry, if any, is dropped as stale by the sweeper.
-            Err(Error::Corrupt { .. }) => (None, true),
-            Err(e) => return Err(e),
-        };
-        let (seq, _) = st.write(idx, &raw, prev.as_deref(), None, &s.journal)?;
-        if was_live {
-            st.counters.add(key.namespace_bytes(), Counter::Removals);
-        }
-        drop(st);
-        shard.ended.notify_all();
-        self.settle(seq)?;
-        Ok(was_live)
+        self.backend().remove(key)
     }
 
     /// Counters (cumulative over the store's life, saved at checkpoints) and
     /// latencies (this process) by namespace. Render with
     /// [`Stats::to_prometheus`].
     pub fn stats(&self) -> Stats {
-        let s = self.shared();
-        s.metrics.snapshot(s.counter_totals())
+        self.inner.metrics.snapshot(self.backend().counters())
     }
 
     /// What recovery found when this store was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.shared().recovery
+        self.backend().recovery()
     }
 
     /// The configuration the store was opened with.
     pub fn config(&self) -> &Config {
-        &self.shared().config
+        &self.inner.config
     }
 
     /// Closes the store: wakes every waiter, stops the background threads,
@@ -487,35 +332,25 @@ impl Store {
     /// [`Error::Poisoned`]; a failed checkpoint returns its error; closing
     /// an already closed store returns [`Error::Closed`].
     pub fn close(self) -> Result<()> {
-        self.inner.shutdown()
+        self.inner.backend.close()
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Bounded like `Store::close`; an already closed store returns at once.
-        let _ = self.shutdown();
+        let _ = self.backend.close();
     }
 }
 
-/// Counts a claim's outcome (under the shard lock).
-fn count_claim(c: &mut ShardCounters, namespace: &[u8], claim: &Claim) {
-    let counts = c.slot(namespace);
-    let mut add = |c: Counter| counts[c as usize] += 1;
-    add(Counter::Claims);
-    match claim {
-        Claim::Acquired(lease) => {
-            add(Counter::Acquired);
-            if lease.recovered {
-                add(Counter::OrphansRecovered);
-            }
-            if lease.attempt > 1 {
-                add(Counter::Retries);
-            }
-        }
-        Claim::Replay(_) => add(Counter::Replayed),
-        Claim::InFlight { .. } => add(Counter::InFlight),
-        Claim::Mismatch { .. } => add(Counter::Mismatches),
+impl Config {
+    /// Opens (or creates) the store in `path` with this configuration.
+    ///
+    /// Blocks while it replays the journal. Fails with
+    /// [`Error::InvalidConfig`] if a value is out of range (nothing on disk
+    /// is touched then), and otherwise as [`Store::open_with`].
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, self)
     }
 }
 
@@ -570,9 +405,11 @@ fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// Maps a core verdict on `lease` to the public error.
-fn stale(lease: &Lease, r: std::result::Result<Record, StaleReason>) -> Result<Record> {
-    r.map_err(|reason| Error::StaleLease { key: lease.key.to_string(), token: lease.token, reason })
+fn token_of(r: &Record) -> u64 {
+    match r.state {
+        core::State::InProgress { token, .. } => token,
+        _ => 0,
+    }
 }
 
 fn lease_deadline(r: &Record) -> u64 {
@@ -589,8 +426,8 @@ fn internal(what: &str) -> Error {
 
 impl Store {
     fn check_size(&self, body: &[u8]) -> Result<()> {
-        self.shared().check_open()?; // closed comes before bad input
-        let limit = self.shared().config.max_response_bytes;
+        self.backend().check_open()?; // closed comes before bad input
+        let limit = self.inner.config.max_response_bytes;
         if body.len() > limit {
             return Err(Error::ResponseTooLarge { len: body.len(), limit });
         }

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
 
-use super::io::{JournalFile, JournalFs};
 use super::segment::segment_path;
 use crate::error::{Error, Result};
 use crate::format::entry::{Mutation, encode_frame, segment_header};
+use crate::io::{JournalFile, JournalFs};
 use crate::poison::Poison;
 
 /// When the writer fsyncs.
@@ -27,8 +27,8 @@ pub(crate) enum Mode {
     Buffered(Duration),
 }
 
-/// Durable entries for the applier: `(seq, shard, mutation)` in order.
-pub(crate) type Batch = Vec<(u64, usize, Mutation)>;
+/// Durable entries for the applier: `(seq, mutation)` in order.
+pub(crate) type Batch = Vec<(u64, Mutation)>;
 
 #[derive(Default)]
 struct Queue {
@@ -71,12 +71,12 @@ impl Journal {
         }
     }
 
-    /// Queues `m` for `shard`; returns its sequence number. Call it while
-    /// holding the shard's lock so that per-key order is journal order.
+    /// Queues `m`; returns its sequence number. Call it while holding the
+    /// stripe lock of `m`'s key so that per-key order is journal order.
     /// Fails once the journal is shutting down (nothing would write it) or
     /// the store is poisoned (nothing would make it durable); the caller
     /// then changes nothing.
-    pub fn append(&self, shard: usize, m: Mutation) -> Result<u64> {
+    pub fn append(&self, m: Mutation) -> Result<u64> {
         let mut q = self.queue.lock();
         if q.shutdown {
             return Err(Error::Closed);
@@ -89,7 +89,7 @@ impl Journal {
         self.next_seq.store(q.next_seq, Ordering::Relaxed);
         let was_empty = q.buf.is_empty();
         encode_frame(&mut q.buf, seq, &m);
-        q.ops.push((seq, shard, m));
+        q.ops.push((seq, m));
         drop(q);
         if was_empty {
             self.work.notify_one();

@@ -433,11 +433,7 @@ mod tests {
     use std::sync::Arc;
 
     fn put(key: &[u8], expires_at: u64) -> Mutation {
-        Mutation {
-            key: Arc::from(key),
-            put: Some((Arc::from(&b"rec"[..]), expires_at)),
-            prev_expiry: None,
-        }
+        Mutation { key: Arc::from(key), put: Some((Arc::from(&b"rec"[..]), expires_at)) }
     }
 
     #[test]
@@ -450,7 +446,7 @@ mod tests {
         let mut ms: Vec<Mutation> =
             (0..100u64).map(|i| put(format!("k{i}").as_bytes(), 5_000 + i)).collect();
         ms.push(put(b"late", 90_000));
-        ms.push(Mutation { key: Arc::from(&b"gone"[..]), put: None, prev_expiry: Some(1) });
+        ms.push(Mutation { key: Arc::from(&b"gone"[..]), put: None });
         s.apply(ms.iter(), 1).unwrap();
         // A layout-1 entry, as older stores wrote them.
         let mut v1 = vec![INDEX_PREFIX];

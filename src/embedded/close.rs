@@ -1,4 +1,4 @@
-//! Closing a store in bounded time.
+//! Closing the embedded backend in bounded time.
 //!
 //! Close marks the store closed (waking every waiter), stops the background
 //! threads, lets the journal writer write out and the applier drain, takes a
@@ -9,12 +9,9 @@
 //! directory.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::Inner;
-use super::shared::Shared;
+use super::Embedded;
 use crate::error::{Error, Result};
 
 /// How long close waits for one step that shows no progress: a background
@@ -22,48 +19,43 @@ use crate::error::{Error, Result};
 /// checkpoint, sled's drop.
 pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The journal writer's thread name (see `open`): while it runs, the
-/// directory's LOCK is kept.
-const JOURNAL_THREAD: &str = "idemkv-journal";
-
-impl Inner {
+impl Embedded {
     /// Stops the background threads, writes out, checkpoints and drops sled,
     /// within bounded time. `Err(Closed)` if the store was already closed.
-    pub(super) fn shutdown(&self) -> Result<()> {
-        let s = &self.shared;
-        if !s.mark_closed() {
+    pub(super) fn shutdown(self: &Arc<Self>) -> Result<()> {
+        let e = &*self.engine;
+        if !e.mark_closed() {
             return Err(Error::Closed);
         }
+        self.wake_all();
         let mut stuck: Vec<String> = Vec::new();
         let maintenance: Vec<_> = self.maintenance.lock().drain(..).collect();
-        let mut left = join_within(s, maintenance);
-        s.journal.shutdown();
-        let pipeline: Vec<_> = self.pipeline.lock().drain(..).collect();
-        left.extend(join_within(s, pipeline));
-        let journal_stopped = !left.iter().any(|name| name == JOURNAL_THREAD);
+        let mut left = e.join_within(maintenance, STEP_TIMEOUT);
+        left.extend(e.stop_pipeline(STEP_TIMEOUT));
+        let journal_stopped = !left.iter().any(|name| name == crate::engine::JOURNAL_THREAD);
         stuck.extend(left.into_iter().map(|name| format!("the {name} thread to stop")));
 
         // A poisoned store is not checkpointed: its journal is the truth. Nor
         // is one whose threads are stuck (in sled, presumably).
-        let mut result = s.poison.check();
+        let mut result = e.check_poison();
         if result.is_ok() && stuck.is_empty() {
-            let shared = Arc::clone(s);
+            let store = Arc::clone(self);
             // Read before the checkpoint syncs sled (see `close_cleanly`).
-            let rebuilt = !shared.rebase_pending.load(Ordering::Acquire);
+            let rebuilt = !e.rebase_pending();
             let checkpoint =
-                move || shared.checkpoint().and_then(|_| shared.close_cleanly(rebuilt));
+                move || store.checkpoint_now().and_then(|_| store.engine.close_cleanly(rebuilt));
             match run_within(STEP_TIMEOUT, checkpoint) {
-                Some(r) => result = r.map(drop),
+                Some(r) => result = r,
                 None => stuck.push("the final checkpoint".into()),
             }
         }
-        if !s.storage.close(STEP_TIMEOUT) {
+        if !e.close_storage(STEP_TIMEOUT) {
             stuck.push("sled to close (its final flush)".into());
         }
         // Release the directory now, even if other clones of the handle
         // live — unless the journal writer may still write to it.
         if journal_stopped {
-            self.lock.lock().take();
+            e.release_lock();
         }
         if stuck.is_empty() {
             return result;
@@ -74,38 +66,6 @@ impl Inner {
         }
         tracing::error!(target: "idemkv", %what, "close gave up waiting");
         Err(Error::CloseTimedOut { what, lock_released: journal_stopped })
-    }
-}
-
-/// Joins `threads`, giving up once [`STEP_TIMEOUT`] passes without progress
-/// of the journal or the applier. Returns the names of those still running
-/// (they are left detached).
-fn join_within(s: &Shared, threads: Vec<JoinHandle<()>>) -> Vec<String> {
-    let marker =
-        || (s.applied_seq.load(Ordering::Acquire), s.journal.durable_seq(), s.journal.next_seq());
-    let mut seen = marker();
-    let mut since = Instant::now();
-    let mut pause = Duration::from_micros(200);
-    loop {
-        if threads.iter().all(JoinHandle::is_finished) {
-            for t in threads {
-                let _ = t.join();
-            }
-            return Vec::new();
-        }
-        let now = marker();
-        if now != seen {
-            seen = now;
-            since = Instant::now();
-        } else if since.elapsed() >= STEP_TIMEOUT {
-            return threads
-                .iter()
-                .filter(|t| !t.is_finished())
-                .map(|t| t.thread().name().unwrap_or("idemkv").to_string())
-                .collect();
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 

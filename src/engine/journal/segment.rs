@@ -7,6 +7,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use crate::core::RecoveryReport;
 use crate::error::{Error, Result};
 use crate::format::entry::{
     Frame, HeaderError, Mutation, SEGMENT_HEADER_LEN, SEGMENT_VERSION, check_segment_header,
@@ -36,23 +37,6 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// What recovery found in the journal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Segment files read.
-    pub segments: usize,
-    /// Entries replayed into sled (those after the last checkpoint).
-    pub entries_replayed: u64,
-    /// Entries already covered by the checkpoint and skipped.
-    pub entries_skipped: u64,
-    /// Sequence number of the last intact entry (or of the checkpoint).
-    pub last_seq: u64,
-    /// Bytes cut from the journal at a torn or corrupt tail.
-    pub bytes_dropped: u64,
-    /// What the damage was, when there was any.
-    pub damage: Option<String>,
 }
 
 /// Replays every intact entry with a sequence number above `checkpoint`,

@@ -7,12 +7,9 @@
 //! entries that are already durable, and periodic checkpoints delete the
 //! segments that sled has made redundant.
 
-mod io;
 mod segment;
 mod writer;
 
-pub use io::{JournalFile, JournalFs, StdFs};
-pub use segment::RecoveryReport;
 pub(crate) use segment::{
     recover, remove_all_segments, remove_segments_below, remove_segments_from, scan_segment_image,
     sync_segments,

@@ -1,9 +1,10 @@
-//! Opening a store: lock the directory, read META, replay the journal, record
-//! the new boot in META, start a fresh segment and the background threads.
+//! Opening the engine: lock the directory, read META, check sled, replay the
+//! journal, record the new boot in META, start a fresh segment, the journal
+//! writer and the applier.
 //!
-//! Replayed entries go where live ones go: into the shards' pending maps,
-//! handed to the applier, which writes them to sled in the background — so
-//! opening does not wait for sled. Only a journal longer than
+//! Replayed entries go where live ones go: returned as pending versions for
+//! the stripes, and handed to the applier, which writes them to sled in the
+//! background — so opening does not wait for sled. Only a journal longer than
 //! [`REPLAY_IN_MEMORY`] entries has its oldest entries written to sled during
 //! the open (and then checkpointed).
 
@@ -12,17 +13,21 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::background::{guarded, run_applier, run_checkpointer, run_filter, run_sweeper};
+use super::journal::{
+    Batch, Journal, Mode, SegmentWriter, recover, remove_all_segments, remove_segments_below,
+    remove_segments_from, sync_segments,
+};
+use super::lifecycle::Lifecycle;
 use super::meta::{MetaFile, TOKEN_BLOCK};
-use super::shard::{Pending, Shard};
-use super::shared::Shared;
 use super::sled_check;
-use super::{Inner, Store};
+use super::sled_watch::AuditState;
+use super::storage::Storage;
+use super::{Engine, Seq};
 use crate::config::{Config, Durability};
 use crate::core::Record;
 use crate::error::{Error, Result};
@@ -30,19 +35,26 @@ use crate::format::entry::Mutation;
 use crate::format::marker::Marker;
 use crate::format::meta::{FLAG_SLED_LOST, FLAG_SLED_MARKED, FLAG_SLED_RECOUNT, Meta};
 use crate::format::record;
-use crate::journal::{
-    Batch, Journal, Mode, SegmentWriter, recover, remove_all_segments, remove_segments_below,
-    remove_segments_from, sync_segments,
-};
 use crate::poison::Poison;
-use crate::storage::Storage;
+
+/// An open engine, and the journal entries replayed at open that are not in
+/// sled yet: `(seq, raw key, record)` (`None`: a delete), in order. The
+/// stripes hold them as pending versions until the applier's watermark
+/// passes them.
+pub(crate) struct Opened {
+    pub engine: Arc<Engine>,
+    pub tail: Vec<Replayed>,
+}
+
+/// One replayed entry not yet in sled: `(seq, raw key, record)`.
+pub(crate) type Replayed = (Seq, Arc<[u8]>, Option<Arc<Record>>);
 
 /// Entries replayed into sled per batch during recovery, and per batch handed
 /// to the applier after it.
 const REPLAY_BATCH: usize = 4096;
 /// Most replayed entries kept in memory (pending) rather than written to sled
 /// during the open: half the applier backlog that makes writers wait.
-const REPLAY_IN_MEMORY: usize = (super::shared::MAX_BACKLOG / 2) as usize;
+const REPLAY_IN_MEMORY: usize = (super::MAX_BACKLOG / 2) as usize;
 
 /// Takes the directory's LOCK file (an OS advisory lock, released when the
 /// process dies, so a crash never leaves a stale lock behind).
@@ -75,8 +87,7 @@ fn lock(dir: &Path) -> Result<File> {
     }
 }
 
-pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
-    config.validate()?;
+pub(super) fn open(dir: &Path, config: &Config) -> Result<Opened> {
     let fs_ = config.journal_fs.clone();
     fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating data directory {}", dir.display()), e))?;
@@ -221,15 +232,15 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     let writer = SegmentWriter::create(&journal_dir, fs_, next_seq, config.segment_bytes)?;
 
     let poison = Arc::new(Poison::default());
-    let per_shard_cache = config.cache_bytes / config.shards as u64;
-    let shared = Arc::new(Shared {
-        shards: (0..config.shards).map(|_| Shard::new(per_shard_cache)).collect(),
-        hasher: foldhash::quality::RandomState::default(),
+    let saved_counters = storage.load_counters()?;
+    let engine = Arc::new(Engine {
+        durability: config.durability,
+        checkpoint_every: config.checkpoint_interval.map(crate::clock::ceil_to_ms),
+        checkpoint_bytes: config.checkpoint_bytes,
         journal: Journal::new(next_seq, poison.clone()),
         journal_dir,
         storage,
         poison,
-        clock: config.clock.clone(),
         boot: next.boot,
         // Drawn at random at each open: a copy of the directory, or this
         // directory opened again, never accepts this open's leases.
@@ -237,45 +248,32 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
         // Saturating: a ceiling at u64::MAX leaves no token to issue, and
         // claims then fail with TokenSpaceExhausted instead of wrapping.
         next_token: AtomicU64::new(old.token_ceiling.saturating_add(1)),
-        token_ceiling: AtomicU64::new(next.token_ceiling),
+        ceiling: AtomicU64::new(next.token_ceiling),
         meta: Mutex::new(meta),
         applied_seq: AtomicU64::new(next.checkpoint_seq),
-        stop: Mutex::new(false),
-        stop_cv: Condvar::new(),
-        closed: AtomicBool::new(false),
-        recovery,
-        metrics: crate::metrics::Metrics::default(),
-        filter_build: Mutex::new(()),
-        // Claims of keys found nowhere wait for the first audit only when
-        // it checks a count that open did not take itself.
-        audited: Mutex::new(!check),
-        audit_ended: AtomicBool::new(!check),
-        sled_damaged: AtomicBool::new(false),
-        // After an unclean end sled's count is rebuilt, not checked: sled's
-        // batches are not atomic across its own I/O errors (a full disk).
-        rebase_pending: AtomicBool::new(rebase),
-        rebuilt: Mutex::new(None),
-        audited_cv: Condvar::new(),
         backlog: Mutex::new(()),
         backlog_cv: Condvar::new(),
-        config,
+        lifecycle: Lifecycle::new(lock_file),
+        // Claims of keys found nowhere wait for the first audit only when
+        // it checks a count that open did not take itself. After an unclean
+        // end sled's count is rebuilt, not checked: sled's batches are not
+        // atomic across its own I/O errors (a full disk).
+        audit: AuditState::new(check, rebase),
+        recovery,
+        saved_counters,
     });
 
-    for (ns, counts) in shared.storage.load_counters()? {
-        shared.metrics.load(&ns, &counts);
-    }
-    let mode = match shared.config.durability {
+    let mode = match config.durability {
         Durability::Durable => Mode::Durable,
         Durability::Buffered { max_delay } => Mode::Buffered(max_delay),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     // The replayed tail: pending versions, on their way to sled.
+    let mut pending = Vec::with_capacity(tail.len());
     let mut batch: Batch = Vec::with_capacity(REPLAY_BATCH);
     for ((seq, m), record) in tail.into_iter().zip(decoded) {
-        let key = shared.hash_raw(m.key.clone());
-        let idx = shared.shard_of(&key);
-        shared.shards[idx].state.lock().pending.insert(key, Pending { seq, record });
-        batch.push((seq, idx, m));
+        pending.push((seq, m.key.clone(), record));
+        batch.push((seq, m));
         if batch.len() >= REPLAY_BATCH {
             let _ = tx.send(std::mem::take(&mut batch));
         }
@@ -283,30 +281,9 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Store> {
     if !batch.is_empty() {
         let _ = tx.send(batch);
     }
-    let mut threads = Vec::new();
-    type Body = Box<dyn FnOnce(&Arc<Shared>) + Send>;
-    let spawn = |name: &'static str, f: Body| {
-        let s = shared.clone();
-        std::thread::Builder::new()
-            .name(format!("idemkv-{name}"))
-            .spawn(move || guarded(&s, name, || f(&s)))
-            .map_err(|e| Error::io(format!("starting the {name} thread"), e))
-    };
-    threads.push(spawn("journal", Box::new(move |s| s.journal.run(writer, mode, tx)))?);
-    threads.push(spawn("applier", Box::new(move |s| run_applier(s, rx)))?);
-    let mut maintenance = Vec::new();
-    if let Some(every) = shared.config.sweep_interval {
-        maintenance.push(spawn("sweeper", Box::new(move |s| run_sweeper(s, every)))?);
-    }
-    maintenance.push(spawn("checkpointer", Box::new(|s| run_checkpointer(s)))?);
-    maintenance.push(spawn("filter", Box::new(|s| run_filter(s)))?);
-
-    Ok(Store {
-        inner: Arc::new(Inner {
-            shared,
-            pipeline: Mutex::new(threads),
-            maintenance: Mutex::new(maintenance),
-            lock: Mutex::new(Some(lock_file)),
-        }),
-    })
+    let journal = engine.spawn("journal", move |e| e.journal.run(writer, mode, tx))?;
+    engine.add_pipeline(journal);
+    let applier = engine.spawn("applier", move |e| e.run_applier(rx))?;
+    engine.add_pipeline(applier);
+    Ok(Opened { engine, tail: pending })
 }

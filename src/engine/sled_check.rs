@@ -117,7 +117,7 @@ pub(crate) fn count_mismatch(expected: u64, found: u64) -> String {
 }
 
 /// The error for an audit whose count disagrees with the marker.
-pub(crate) fn audit_loss(a: &crate::storage::Audited) -> Error {
+pub(crate) fn audit_loss(a: &super::storage::Audited) -> Error {
     lost(count_mismatch(a.expected.unwrap_or_default(), a.scanned))
 }
 

@@ -1,0 +1,173 @@
+//! The boundary between the public front (`store`) and a backend that keeps
+//! the records and runs the rules of [`crate::core`] on them atomically per
+//! key: the embedded engine today (`embedded`), a networked store later.
+//!
+//! The front validates input, checks policies, turns answers into the public
+//! types, waits, times calls and logs the audit trail; the backend decides
+//! and stores. Nothing here names sled, the journal or a stripe.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use event_listener::{EventListener, Listener};
+
+use super::{ClaimDecision, Record, RecoveryReport, StaleReason, VerifyReport};
+use crate::clock::Now;
+use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::key::Key;
+use crate::metrics::COUNTERS;
+
+/// A claim as the front hands it to the backend (input already checked).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimRequest<'a> {
+    pub key: &'a Key,
+    pub fingerprint: Option<Fingerprint>,
+    /// The lease and the retention, whole milliseconds (the duration rule).
+    pub lease_ms: u64,
+    pub retention_ms: u64,
+    /// A `wait` call: when the key is in flight, register a [`Waiter`] in
+    /// the same atomic step that found it in flight.
+    pub wait: bool,
+    /// Count the call as a wait (its first round).
+    pub count_wait: bool,
+}
+
+/// A backend's answer to a claim.
+pub(crate) struct Claimed {
+    /// The decision; an `Acquire` carries the written record, with its token.
+    pub decision: ClaimDecision,
+    /// The record the decision was taken on (for `Replay` and the audit log).
+    pub stored: Option<Arc<Record>>,
+    /// For a `wait` that found the key in flight: woken when the claim ends.
+    pub waiter: Option<Waiter>,
+}
+
+/// Woken when the claim of a key ends (complete, fail, release, remove,
+/// expiry) or the store closes. Blocking now; a future for the async API.
+pub(crate) struct Waiter(EventListener);
+
+impl Waiter {
+    /// Wraps a registered listener.
+    pub fn new(listener: EventListener) -> Waiter {
+        Waiter(listener)
+    }
+
+    /// Blocks until woken or until `deadline` (`None`: no limit). Returns
+    /// whether it was woken.
+    pub fn wait_until(self, deadline: Option<Instant>) -> bool {
+        match deadline {
+            Some(d) => self.0.wait_deadline(d).is_some(),
+            None => {
+                self.0.wait();
+                true
+            }
+        }
+    }
+}
+
+/// A fenced transition of a held key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op<'a> {
+    Complete(&'a [u8]),
+    FailTerminal(&'a [u8]),
+    FailRetryable,
+    Release,
+    /// Move the lease deadline to now + `by_ms` (whole ms, already checked).
+    Extend {
+        by_ms: u64,
+    },
+}
+
+impl Op<'_> {
+    /// Whether the transition ends the claim (its waiters then wake).
+    pub fn ends_claim(&self) -> bool {
+        !matches!(self, Op::Extend { .. })
+    }
+}
+
+/// Runs `op` by `token` on `current` at `now`: the new record, or the error
+/// every backend returns — a stale lease, or an extension longer than the
+/// key's retention (nothing changes either way).
+pub(crate) fn run_op(
+    key: &Key,
+    token: u64,
+    current: Option<&Record>,
+    now: Now,
+    op: Op<'_>,
+) -> Result<Record> {
+    let stale = |reason: StaleReason| Error::StaleLease { key: key.to_string(), token, reason };
+    match op {
+        Op::Complete(body) => super::complete(current, token, now, body).map_err(stale),
+        Op::FailTerminal(body) => super::fail_terminal(current, token, now, body).map_err(stale),
+        Op::FailRetryable => super::fail_retryable(current, token, now).map_err(stale),
+        Op::Release => super::release(current, token, now).map_err(stale),
+        Op::Extend { by_ms } => {
+            // An expired record is absent here too: that is a stale lease.
+            if let Some(r) = super::live(current, now.ms).filter(|r| by_ms > r.retention_ms) {
+                return Err(Error::config(format!(
+                    "extend: the lease ({:?}) is longer than the key's retention ({:?})",
+                    std::time::Duration::from_millis(by_ms),
+                    std::time::Duration::from_millis(r.retention_ms)
+                )));
+            }
+            super::extend(current, token, now, by_ms).map_err(stale)
+        }
+    }
+}
+
+/// What keeps the records. Every method may block (on I/O, a network round
+/// trip or a durability wait) unless it says otherwise; each documents only
+/// what differs from the front's documentation of the call it serves.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// `Err(Closed)` once the store is closed. Never blocks.
+    fn check_open(&self) -> Result<()>;
+    /// `Err(Closed)` or `Err(Poisoned)` when writes are refused. Never blocks.
+    fn check_writable(&self) -> Result<()>;
+    /// The identity carried by this store's leases. Never blocks.
+    fn store_id(&self) -> u64;
+    /// The boot epoch claims of this process carry. Never blocks.
+    fn boot(&self) -> u64;
+    /// Claims a key: decides on its record and, if acquiring, stores the new
+    /// record with a fresh fencing token (durable before returning in
+    /// `Durable` mode). Counts the call.
+    fn claim(&self, req: &ClaimRequest<'_>) -> Result<Claimed>;
+    /// Runs a fenced transition of the key held by `token` (a lease of the
+    /// store `store_id`). Counts it (or the stale lease).
+    fn transition(&self, key: &Key, store_id: u64, token: u64, op: Op<'_>) -> Result<Arc<Record>>;
+    /// The key's stored record, possibly expired.
+    fn get(&self, key: &Key) -> Result<Option<Arc<Record>>>;
+    /// Removes the key's record; whether a live record was removed.
+    fn remove(&self, key: &Key) -> Result<bool>;
+    /// Stores `record` under `key`, replacing what is there (refused while
+    /// the key is claimed in this store).
+    fn import(&self, key: &Key, record: Record) -> Result<()>;
+    /// Makes every transition so far visible to `scan`.
+    fn catch_up(&self) -> Result<()>;
+    /// Up to `limit` stored records (possibly expired) in raw-key order,
+    /// under `prefix`, after `after`.
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Record)>>;
+    /// Removes every expired record; how many.
+    fn sweep(&self) -> Result<usize>;
+    /// Makes every transition so far durable.
+    fn flush(&self) -> Result<()>;
+    /// Makes the stored state durable and compacts what made it so.
+    fn checkpoint(&self) -> Result<()>;
+    /// Checks every stored record.
+    fn verify(&self) -> Result<VerifyReport>;
+    /// Cumulative counters by namespace. Never blocks on I/O.
+    fn counters(&self) -> HashMap<String, [u64; COUNTERS]>;
+    /// What opening the store recovered.
+    fn recovery(&self) -> &RecoveryReport;
+    /// Closes the store (idempotent: `Err(Closed)` the second time).
+    fn close(&self) -> Result<()>;
+    /// The backend itself, for test hooks that reach into it.
+    fn as_any(&self) -> &dyn Any;
+}
