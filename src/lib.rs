@@ -57,6 +57,7 @@ mod metrics;
 mod poison;
 mod storage;
 mod store;
+mod text;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
