@@ -193,7 +193,7 @@ impl fmt::Display for Error {
                 f,
                 "corrupt record for key {}: {reason}; `Store::verify` lists every damaged \
                  record and `Store::remove` deletes one",
-                crate::key::display_raw(key)
+                crate::text::display_raw(key)
             ),
             Error::UnsupportedVersion { what, found, supported } => write!(
                 f,

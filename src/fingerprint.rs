@@ -31,12 +31,12 @@ impl Fingerprint {
 
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({})", crate::key::hex(&self.0))
+        write!(f, "Fingerprint({})", crate::text::hex(&self.0))
     }
 }
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::key::hex(&self.0))
+        f.write_str(&crate::text::hex(&self.0))
     }
 }

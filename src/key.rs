@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::text;
 
 /// Longest namespace, in bytes.
 pub const MAX_NAMESPACE_LEN: usize = 64;
@@ -145,42 +146,8 @@ impl fmt::Display for Key {
     /// exactly: see [`Key::parse`] for the escapes. Plain keys such as
     /// `stripe:evt_1` print as they are.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(self.raw.len() + 8);
-        for (i, c) in self.namespace().chars().enumerate() {
-            // A leading '-' would read as an option on a command line.
-            push_char(&mut out, c, c == ':' || (i == 0 && c == '-'));
-        }
-        out.push(':');
-        for chunk in self.id().utf8_chunks() {
-            for c in chunk.valid().chars() {
-                push_char(&mut out, c, false);
-            }
-            for &b in chunk.invalid() {
-                push_escape(&mut out, b);
-            }
-        }
-        f.write_str(&out)
+        f.write_str(&text::key_text(self.namespace(), self.id()))
     }
-}
-
-/// Appends `c`, percent-escaped (each of its UTF-8 bytes) if it is `%`, a
-/// control or white-space character, or `also`.
-fn push_char(out: &mut String, c: char, also: bool) {
-    if also || c == '%' || c.is_control() || c.is_whitespace() {
-        let mut buf = [0u8; 4];
-        for &b in c.encode_utf8(&mut buf).as_bytes() {
-            push_escape(out, b);
-        }
-    } else {
-        out.push(c);
-    }
-}
-
-fn push_escape(out: &mut String, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.push('%');
-    out.push(HEX[usize::from(b >> 4)] as char);
-    out.push(HEX[usize::from(b & 15)] as char);
 }
 
 /// Decodes `%XX` escapes; any other character stands for itself.
@@ -267,23 +234,6 @@ impl fmt::Debug for Key {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// Shows a raw storage key for error messages, whether or not it is valid.
-pub(crate) fn display_raw(raw: &[u8]) -> String {
-    match Key::from_raw(raw) {
-        Ok(k) => k.to_string(),
-        Err(_) => format!("0x{}", hex(raw)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +273,7 @@ mod tests {
         for &(ns, id, text) in cases {
             let k = Key::new(ns, id).unwrap();
             assert_eq!(k.to_string(), text);
+            assert_eq!(crate::text::display_raw(k.as_raw()), text);
             assert_eq!(Key::parse(text).unwrap(), k, "{text}");
         }
         assert_eq!(Key::parse("s:%ff%00").unwrap().id(), [0xff, 0]);

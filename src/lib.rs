@@ -45,23 +45,30 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-// Layers, top to bottom; a module imports only from modules below it
-// (docs/DESIGN.md, "Layers"; checked by tests/layers.rs).
-mod core;
-mod embedded; // the embedded backend: stripes over the engine
-mod engine; // journal, applier, checkpoint, META, tokens, sled storage
-mod format; // byte layouts of everything stored
-mod store; // the public front: API types, validation, waiting, metrics
-mod stripe; // one stripe's state, pure: decides and returns effects // the contract: record, rules, reports, the backend boundary
-// Leaves: used by every layer, importing only each other downwards.
+// The layers, top to bottom: a module imports only from modules below it
+// (docs/DESIGN.md, "Layers"; checked by tests/layers.rs):
+//   store     the public front: API types, validation, waiting, metrics
+//   embedded  the embedded backend: stripes over the engine
+//   stripe    one stripe's state, pure: decides and returns effects
+//   engine    journal, applier, checkpoint, META, tokens, sled storage
+//   format    byte layouts of everything stored
+//   core      the contract: record, rules, reports, the backend boundary
+//   leaves    config, metrics, key, fingerprint, clock, io, poison, error, text
 mod clock;
 mod config;
+mod core;
+mod embedded;
+mod engine;
 mod error;
 mod fingerprint;
+mod format;
 mod io;
 mod key;
 mod metrics;
 mod poison;
+mod store;
+mod stripe;
+mod text;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

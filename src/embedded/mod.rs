@@ -29,7 +29,7 @@ use crate::core::Record;
 use crate::engine::{Engine, Opened};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::metrics::COUNTERS;
+use crate::metrics::{COUNTERS, add_counts};
 use crate::stripe::{HashedKey, Lookup, StripeState, Wake};
 
 /// Sled reads outside the stripe lock that may be retried because the
@@ -66,10 +66,7 @@ impl Embedded {
         let per_stripe = config.cache_bytes / config.shards as u64;
         let mut base: HashMap<String, [u64; COUNTERS]> = HashMap::new();
         for (ns, counts) in engine.saved_counters() {
-            let total = base.entry(ns.clone()).or_insert([0; COUNTERS]);
-            for (t, c) in total.iter_mut().zip(counts) {
-                *t = t.saturating_add(*c);
-            }
+            add_counts(base.entry(ns.clone()).or_insert([0; COUNTERS]), counts);
         }
         let store = Arc::new(Embedded {
             stripes: (0..config.shards).map(|_| Mutex::new(StripeState::new(per_stripe))).collect(),

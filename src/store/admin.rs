@@ -4,7 +4,8 @@ use super::{Entry, Store};
 use crate::core::{self, Record, State};
 use crate::error::{Error, Result};
 use crate::format::record;
-use crate::key::{Key, hex};
+use crate::key::Key;
+use crate::text::hex;
 
 /// One record in portable form: the JSON Lines of `idemkv export`.
 ///

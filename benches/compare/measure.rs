@@ -1,0 +1,163 @@
+//! Running one row: populating P1's keys, then driving the clients for the
+//! warm-up and the measured window and collecting throughput, latency and
+//! errors.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use crate::common::report::Hist;
+use crate::common::{self, SplitMix64};
+use crate::plan::Workload;
+use crate::systems::{Servers, Spec, System, build};
+use crate::{Opts, Res};
+
+/// Key bytes: `evt_` and 16 hex digits of a mixed `(space, i)`, 20 bytes.
+fn key_bytes(space: u64, i: u64) -> [u8; 20] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut k = *b"evt_0000000000000000";
+    let v = common::mix((space << 40) ^ i);
+    for (j, b) in k[4..].iter_mut().enumerate() {
+        *b = HEX[((v >> (60 - 4 * j)) & 0xf) as usize];
+    }
+    k
+}
+
+/// What each operation of a row is.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Work {
+    /// P1: random lookups among `n` completed keys of key space 1.
+    Lookup(usize),
+    /// P2/P3: claim + complete of fresh keys.
+    Cycle,
+}
+
+/// What a row measured, summed over its threads.
+pub struct Measured {
+    /// Operations that succeeded in the window.
+    pub ops: u64,
+    /// The measured window (warm-up excluded).
+    pub window: Duration,
+    /// Latency of the successful operations.
+    pub hist: Hist,
+    /// Operations that failed in the window.
+    pub errors: u64,
+    /// The first failure's message.
+    pub first_error: Option<String>,
+}
+
+/// Claims and completes keys `0..n` of key space 1.
+fn populate(sys: &dyn System, n: usize) -> Res<()> {
+    let threads = sys.populate_threads().max(1);
+    let chunk = n.div_ceil(threads) as u64;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                s.spawn(move || -> Res<()> {
+                    let mut client = sys.client()?;
+                    let end = ((t + 1) * chunk).min(n as u64);
+                    client.populate(&mut ((t * chunk)..end).map(|i| key_bytes(1, i)))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| "populate panicked")?)
+    })?;
+    sys.settle()
+}
+
+/// Drives `threads` clients of `sys` doing `work` for the warm-up and then
+/// the measured window.
+fn measure(sys: &dyn System, threads: usize, work: Work, opts: &Opts) -> Res<Measured> {
+    let barrier = Barrier::new(threads);
+    let (warmup, duration) = (opts.warmup, opts.duration);
+    let results: Vec<Res<Measured>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || -> Res<Measured> {
+                    let client = sys.client();
+                    barrier.wait(); // every client connected before anyone starts
+                    let mut client = client?;
+                    let origin = Instant::now();
+                    let (start, end) = (origin + warmup, origin + warmup + duration);
+                    let mut rng = SplitMix64::new(0xC0FFEE ^ t as u64);
+                    let space = 1000 + t as u64; // fresh keys: one space per thread
+                    let mut m = Measured {
+                        ops: 0,
+                        window: duration,
+                        hist: Hist::new(),
+                        errors: 0,
+                        first_error: None,
+                    };
+                    for i in 0.. {
+                        let r;
+                        let (t0, t1);
+                        match work {
+                            Work::Lookup(n) => {
+                                let key = key_bytes(1, rng.below(n) as u64);
+                                t0 = Instant::now();
+                                r = client.lookup(&key);
+                                t1 = Instant::now();
+                            }
+                            Work::Cycle => {
+                                let key = key_bytes(space, i);
+                                t0 = Instant::now();
+                                r = client.cycle(&key);
+                                t1 = Instant::now();
+                            }
+                        }
+                        if t0 >= start {
+                            match r {
+                                Ok(()) => {
+                                    m.hist.record(t1 - t0);
+                                    m.ops += 1;
+                                }
+                                Err(e) => {
+                                    m.errors += 1;
+                                    m.first_error.get_or_insert(e);
+                                }
+                            }
+                        }
+                        if t1 >= end {
+                            break;
+                        }
+                    }
+                    Ok(m)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("benchmark thread panicked".into())))
+            .collect()
+    });
+    let mut total =
+        Measured { ops: 0, window: duration, hist: Hist::new(), errors: 0, first_error: None };
+    for r in results {
+        let m = r?;
+        total.ops += m.ops;
+        total.errors += m.errors;
+        total.hist.merge(&m.hist);
+        if total.first_error.is_none() {
+            total.first_error = m.first_error;
+        }
+    }
+    Ok(total)
+}
+
+/// Measures one row: a fresh `spec` system (populated first for P1) with
+/// `threads` clients doing `w`'s work.
+pub fn run_one(
+    spec: Spec,
+    threads: usize,
+    w: &Workload,
+    opts: &Opts,
+    servers: &mut Servers,
+) -> Res<Measured> {
+    let sys = build(spec, servers)?;
+    if let Work::Lookup(n) = w.work {
+        populate(&*sys, n)?;
+    }
+    let m = measure(&*sys, threads, w.work, opts);
+    drop(sys); // closes stores, removes temp dirs (outside the measurement)
+    m
+}
