@@ -2,19 +2,13 @@
 //!
 //! `idemkv demo` plays a webhook provider against a handler process that
 //! embeds idemkv — duplicates, reordering, failures and a SIGKILL half-way —
-//! and checks that every side effect ran once. `stats`, `get`, `list`,
-//! `remove`, `sweep`, `verify`, `export`, `import` and `bench` inspect and
-//! maintain a store (one file each under `cmd/`). Exit codes: 0 ok, 1 the
+//! and checks that every side effect ran once (its files are under `demo/`).
+//! `stats`, `get`, `list`, `remove`, `sweep`, `verify`, `export`, `import`
+//! and `bench` inspect and maintain a store (one file each under `cmd/`). Exit codes: 0 ok, 1 the
 //! verdict or check failed (or the key is absent), 2 usage or I/O error.
 
 mod cmd;
 mod demo;
-mod handler;
-mod ledger;
-mod protocol;
-mod report;
-mod rng;
-mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +51,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The handler process of `demo` (internal).
     #[command(hide = true)]
-    DemoHandler(handler::HandlerArgs),
+    DemoHandler(demo::handler::HandlerArgs),
     /// Per-namespace duplicate rate, retries, records by state, expirations,
     /// orphans and event latency.
     Stats(cmd::stats::StatsArgs),
@@ -98,7 +92,7 @@ fn main() -> ExitCode {
             args.audit = cli.audit;
             demo::run(&args)
         }
-        Command::DemoHandler(args) => handler::run(args).map(|()| true),
+        Command::DemoHandler(args) => demo::handler::run(args).map(|()| true),
         Command::Stats(args) => cmd::stats::run(&g, args),
         Command::Get(args) => cmd::get::run(&g, args),
         Command::List(args) => cmd::list::run(&g, args),

@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 pub const DEFAULT_PATH: &str = "./idemkv-data";
 /// The store's subdirectory inside a demo directory (`idemkv demo` writes its
 /// store to `<path>/store`).
-const DEMO_STORE_DIR: &str = crate::handler::STORE_DIR;
+const DEMO_STORE_DIR: &str = crate::demo::handler::STORE_DIR;
 /// The file every store directory holds.
 const META: &str = "META";
 

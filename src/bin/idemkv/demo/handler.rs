@@ -16,11 +16,11 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use idemkv::{Claim, Config, Durability, Failure, Fingerprint, Key, Lease, Policy, Store};
 
-use crate::ledger::Ledger;
-use crate::protocol::{
+use super::ledger::Ledger;
+use super::protocol::{
     Answer, Delivery, Outcome, completed_response, source_name, terminal_payload,
 };
-use crate::rng::{hash_bytes, roll};
+use super::rng::{hash_bytes, roll};
 
 /// The store's directory inside the demo directory.
 pub const STORE_DIR: &str = "store";

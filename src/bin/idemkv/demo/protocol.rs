@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::rng::mix;
+use super::rng::mix;
 
 /// Well-known webhook senders used as namespaces; more become `source<N>`.
 const SOURCES: [&str; 8] =
@@ -27,7 +27,7 @@ pub fn event_id(seed: u64, index: u32) -> String {
 
 /// The webhook body of an event (what the handler fingerprints).
 pub fn event_body(source: &str, event_id: &str) -> String {
-    let h = mix(crate::rng::hash_bytes(event_id.as_bytes()));
+    let h = mix(super::rng::hash_bytes(event_id.as_bytes()));
     let kind = match source {
         "stripe" => ["charge.succeeded", "invoice.paid", "customer.created"][(h % 3) as usize],
         "github" => ["push", "pull_request", "issues"][(h % 3) as usize],
@@ -88,7 +88,7 @@ impl Delivery {
 }
 
 /// What the handler did with one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     /// Acquired the key, ran the side effect, completed.
     Acquired,
@@ -111,7 +111,8 @@ pub enum Outcome {
     Error,
 }
 
-const OUTCOMES: [(Outcome, &str); 9] = [
+/// Every outcome with its wire name.
+const OUTCOMES: &[(Outcome, &str)] = &[
     (Outcome::Acquired, "acquired"),
     (Outcome::Reconciled, "reconciled"),
     (Outcome::Retry, "retry"),
