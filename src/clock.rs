@@ -77,7 +77,6 @@ pub(crate) struct Now {
 
 impl Now {
     /// A reading of exactly `ms`.
-    #[cfg(test)]
     pub fn at(ms: Millis) -> Now {
         Now { ms, frac: false }
     }

@@ -100,6 +100,14 @@ pub mod testing {
         crate::format::record::decode(b"fuzz", bytes).map(|r| crate::format::record::encode(&r))
     }
 
+    /// Drives one stripe's state, with the engine below it simulated in
+    /// memory, through the operations `bytes` encodes, against a reference
+    /// map of each key's latest record (the `stripe_model` fuzz target);
+    /// `Err` describes the first divergence.
+    pub fn stripe_model(bytes: &[u8]) -> Result<(), String> {
+        crate::stripe::model::check(bytes)
+    }
+
     /// Scans `bytes` as a journal segment (the `journal_recover` fuzz
     /// target): the sequence numbers of the intact entries before the first
     /// damage, and the damage.

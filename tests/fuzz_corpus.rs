@@ -44,3 +44,12 @@ fn journal_recover_corpus() {
     }
     assert!(entries > 0, "the seeds include a real segment");
 }
+
+#[test]
+fn stripe_model_corpus() {
+    for (name, data) in corpus("stripe_model") {
+        if let Err(e) = idemkv::testing::stripe_model(&data) {
+            panic!("{name}: the stripe diverged from the reference: {e}");
+        }
+    }
+}

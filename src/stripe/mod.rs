@@ -20,6 +20,7 @@
 
 mod filter;
 mod hashed;
+pub(crate) mod model;
 mod waiters;
 
 use std::collections::HashMap;

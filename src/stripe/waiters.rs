@@ -24,13 +24,20 @@ pub(crate) struct Waiters {
     prune_at: usize,
 }
 
-/// Waiters taken out by a transition; wakes them when notified.
+/// Waiters taken out by a transition; wakes them when notified — or when
+/// dropped, so that no path can strand them.
 #[must_use = "notify the waiters, after releasing the stripe lock"]
 pub(crate) struct Wake(Event);
 
 impl Wake {
     /// Wakes every waiter of the key. Never blocks.
     pub fn notify(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
         self.0.notify(usize::MAX);
     }
 }
