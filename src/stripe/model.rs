@@ -22,11 +22,14 @@ use crate::format::record;
 /// Keys the sequences use: few, so that they collide and evict each other.
 const KEYS: u8 = 12;
 
+/// A journal entry: `(seq, raw key, encoded record or delete)`.
+type Entry = (u64, Arc<[u8]>, Option<Arc<[u8]>>);
+
 /// The stripe, and the engine below it simulated in memory.
 struct Sim {
     st: StripeState,
-    /// The journal: `(seq, raw key, encoded record or delete)`.
-    journal: Vec<(u64, Arc<[u8]>, Option<Arc<[u8]>>)>,
+    /// The journal.
+    journal: Vec<Entry>,
     /// Entries applied to `sled` so far (the watermark is their last seq).
     applied: usize,
     sled: HashMap<Arc<[u8]>, Arc<[u8]>>,
