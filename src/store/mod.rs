@@ -1,8 +1,10 @@
-//! The public store: lock striping, the journal pipeline, waiting, and the
-//! handle's lifecycle. The rules themselves live in [`crate::core`].
+//! The public front: the `Store` handle and its lifecycle, input and policy
+//! checks, waiting, the public answers, latency metrics and the audit log,
+//! over a backend (`crate::core::backend`; today the embedded engine). The
+//! rules themselves live in [`crate::core`].
 //!
 //! # Which calls block
-//! Every call takes one shard lock for a few microseconds. In
+//! Every call takes one stripe lock for a few microseconds. In
 //! `Durability::Durable`, a transition (claim that acquires, complete, fail,
 //! extend, release, remove) also waits for its journal fsync — concurrent
 //! callers share one fsync — and an answer based on a transition that is not

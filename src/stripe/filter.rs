@@ -5,8 +5,9 @@
 //! It may answer "maybe" for an absent key (a false positive costs one sled
 //! read, as without a filter) but never "no" for a key that has a record:
 //! every version written is inserted before it can reach sled (see
-//! `ShardState::write`), and a filter only starts answering once it holds
-//! every key that was in sled when it was built (see `background::build_filters`).
+//! `StripeState::stage`), and a filter only starts answering once it holds
+//! every key that was in sled when it was built (see `embedded::background`,
+//! `build_filters`).
 //! Deleted keys stay in it until the next rebuild, which happens when it has
 //! taken more insertions than it was sized for.
 //!
