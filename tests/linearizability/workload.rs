@@ -1,0 +1,249 @@
+//! The workload: 64 threads of mixed calls on the hot keys, each call
+//! recorded with its logical invocation and response times.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use idemkv::{
+    Claim, EntryState, Error, Failure, Key, Lease, Outcome as Finished, StaleReason, Store,
+};
+
+use crate::history::{Event, GotRes, GotState, LinOp, LinRes, ReplayRes};
+use crate::model_support::rules::Stale;
+use crate::model_support::{Fp, fingerprint};
+use crate::{HOT_KEYS, LEASE, OPS_PER_KEY, THREADS};
+
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+fn stale(e: Error) -> LinRes {
+    match e {
+        Error::StaleLease { reason, .. } => LinRes::Stale(match reason {
+            StaleReason::Superseded { current } => Stale::Superseded { current },
+            StaleReason::Finished => Stale::Finished,
+            StaleReason::Missing => Stale::Missing,
+            other => return LinRes::Error(format!("{other:?}")),
+        }),
+        other => LinRes::Error(other.to_string()),
+    }
+}
+
+fn replay(r: &idemkv::Replay) -> ReplayRes {
+    ReplayRes {
+        failed: r.outcome() == Finished::Failed,
+        body: r.response().to_vec(),
+        attempts: r.attempts(),
+        token: r.token(),
+    }
+}
+
+fn claim_res(c: idemkv::Result<Claim>, fps: &[idemkv::Fingerprint]) -> (LinRes, Option<Lease>) {
+    match c {
+        Ok(Claim::Acquired(l)) => (
+            LinRes::Acquired { token: l.token(), attempt: l.attempt(), recovered: l.recovered() },
+            Some(l),
+        ),
+        Ok(Claim::Replay(r)) => (LinRes::Replay(replay(&r)), None),
+        Ok(Claim::InFlight { retry_after, attempt }) => {
+            if retry_after > LEASE {
+                let msg = format!("retry_after {retry_after:?} longer than the lease");
+                return (LinRes::Error(msg), None);
+            }
+            (LinRes::InFlight { attempt }, None)
+        }
+        Ok(Claim::Mismatch { stored }) => match fps.iter().position(|f| *f == stored) {
+            Some(i) => (LinRes::Mismatch { stored: i as Fp }, None),
+            None => (LinRes::Error(format!("unknown fingerprint {stored}")), None),
+        },
+        Err(e) => (LinRes::Error(e.to_string()), None),
+    }
+}
+
+fn got_res(r: idemkv::Result<Option<idemkv::Entry>>, fps: &[idemkv::Fingerprint]) -> LinRes {
+    let entry = match r {
+        Ok(e) => e,
+        Err(e) => return LinRes::Error(e.to_string()),
+    };
+    LinRes::Got(entry.map(|e| GotRes {
+        attempts: e.attempts,
+        fp: e.fingerprint.map(|f| fps.iter().position(|g| *g == f).unwrap_or(99) as Fp),
+        state: match e.state {
+            EntryState::InProgress { token, orphaned, .. } => {
+                GotState::InProgress { token, orphaned }
+            }
+            EntryState::Finished(r) => GotState::Finished(replay(&r)),
+            EntryState::Claimable { after_retryable_failure, .. } => {
+                GotState::Claimable { retryable: after_retryable_failure }
+            }
+        },
+    }))
+}
+
+/// One thread's calls in a round.
+fn worker(
+    thread: usize,
+    store: &Store,
+    keys: &[Key],
+    budget: &[AtomicUsize],
+    clock: &AtomicU64,
+    seed: u64,
+) -> Vec<Vec<Event>> {
+    let mut rng = Rng(seed ^ (thread as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    let fps = [fingerprint(0), fingerprint(1)];
+    let mut held: Vec<Option<Lease>> = vec![None; keys.len()];
+    let mut old: Vec<Vec<Lease>> = vec![Vec::new(); keys.len()];
+    let mut events: Vec<Vec<Event>> = vec![Vec::new(); keys.len()];
+    loop {
+        // A key with calls left in its budget.
+        let start = rng.below(keys.len() as u64) as usize;
+        let Some(k) = (0..keys.len())
+            .map(|i| (start + i) % keys.len())
+            .find(|&k| budget[k].fetch_add(1, Ordering::SeqCst) < OPS_PER_KEY)
+        else {
+            return events;
+        };
+        let key = &keys[k];
+        let fp = match rng.below(100) {
+            0..80 => Some(0),
+            80..95 => None,
+            _ => Some(1),
+        };
+        let roll = rng.below(100);
+        let body = format!("thread {thread} says {}", rng.below(1000)).into_bytes();
+        // Choose the call (and the lease it uses) before taking the time.
+        let op = match (&held[k], roll) {
+            (Some(l), 0..5) => LinOp::Complete { token: l.token(), body },
+            (Some(l), 5..8) => LinOp::FailTerminal { token: l.token(), body },
+            (Some(l), 8..40) => LinOp::FailRetryable { token: l.token() },
+            (Some(l), 40..75) => LinOp::Release { token: l.token() },
+            (_, 0..45) => LinOp::Claim { fp },
+            (_, 45..65) => LinOp::Wait { fp, timeout_ms: rng.below(4) },
+            (_, 65..82) => LinOp::Get,
+            (_, 82..88) => LinOp::Remove,
+            (_, _) if !old[k].is_empty() => {
+                // A stale lease: fencing must refuse it (or it is the holder's
+                // own lease, already ended: Finished).
+                let l = &old[k][rng.below(old[k].len() as u64) as usize];
+                match rng.below(3) {
+                    0 => LinOp::Complete { token: l.token(), body },
+                    1 => LinOp::Release { token: l.token() },
+                    _ => LinOp::FailRetryable { token: l.token() },
+                }
+            }
+            _ => LinOp::Claim { fp },
+        };
+        let lease_of = |token: u64| -> Lease {
+            held[k]
+                .iter()
+                .chain(old[k].iter())
+                .find(|l| l.token() == token)
+                .cloned()
+                .expect("a lease this thread holds or held")
+        };
+        let lease = match &op {
+            LinOp::Complete { token, .. }
+            | LinOp::FailTerminal { token, .. }
+            | LinOp::FailRetryable { token }
+            | LinOp::Release { token } => Some(lease_of(*token)),
+            _ => None,
+        };
+        let began = Instant::now();
+        let call = clock.fetch_add(1, Ordering::SeqCst);
+        let (res, acquired) = match &op {
+            LinOp::Claim { fp } => claim_res(store.claim(key, fp.map(|f| fps[f as usize])), &fps),
+            LinOp::Wait { fp, timeout_ms } => claim_res(
+                store.wait(key, fp.map(|f| fps[f as usize]), Duration::from_millis(*timeout_ms)),
+                &fps,
+            ),
+            LinOp::Complete { body, .. } => (
+                store.complete(lease.as_ref().unwrap(), body).map_or_else(stale, |()| LinRes::Ok),
+                None,
+            ),
+            LinOp::FailTerminal { body, .. } => (
+                store
+                    .fail(lease.as_ref().unwrap(), Failure::Terminal(body))
+                    .map_or_else(stale, |()| LinRes::Ok),
+                None,
+            ),
+            LinOp::FailRetryable { .. } => (
+                store
+                    .fail(lease.as_ref().unwrap(), Failure::Retryable)
+                    .map_or_else(stale, |()| LinRes::Ok),
+                None,
+            ),
+            LinOp::Release { .. } => {
+                (store.release(lease.as_ref().unwrap()).map_or_else(stale, |()| LinRes::Ok), None)
+            }
+            LinOp::Get => (got_res(store.get(key), &fps), None),
+            LinOp::Remove => (
+                store.remove(key).map_or_else(|e| LinRes::Error(e.to_string()), LinRes::Removed),
+                None,
+            ),
+        };
+        let ret = clock.fetch_add(1, Ordering::SeqCst);
+        let elapsed = began.elapsed();
+        // `wait` answers InFlight only at its timeout.
+        let res = match (&op, &res) {
+            (LinOp::Wait { timeout_ms, .. }, LinRes::InFlight { .. })
+                if elapsed < Duration::from_millis(*timeout_ms) =>
+            {
+                LinRes::Error(format!("wait returned InFlight after {elapsed:?} < {timeout_ms} ms"))
+            }
+            _ => res,
+        };
+        // Book-keeping of this thread's leases.
+        if let Some(l) = acquired {
+            // Our previous lease of this key may have been removed under us.
+            if let Some(prev) = held[k].replace(l) {
+                old[k].push(prev);
+            }
+        } else if let Some(l) = &lease
+            && held[k].as_ref().is_some_and(|h| h.token() == l.token())
+        {
+            old[k].push(held[k].take().expect("held"));
+        }
+        events[k].push(Event { thread, op, call, ret, res });
+        // Spread the calls: without this a thread on a 2-core machine can run
+        // its whole share within one time slice, with no interleaving.
+        match rng.below(8) {
+            0..4 => std::thread::yield_now(),
+            4 => std::thread::sleep(Duration::from_micros(rng.below(300))),
+            _ => {}
+        }
+    }
+}
+
+/// Runs one round on fresh keys; returns each key's history.
+pub(crate) fn record_round(store: &Store, round: usize, seed: u64) -> Vec<Vec<Event>> {
+    let keys: Vec<Key> =
+        (0..HOT_KEYS).map(|k| Key::new("lin", format!("r{round}-{seed}-k{k}")).unwrap()).collect();
+    let budget: Vec<AtomicUsize> = (0..HOT_KEYS).map(|_| AtomicUsize::new(0)).collect();
+    let clock = AtomicU64::new(1);
+    let barrier = Barrier::new(THREADS);
+    let histories: Mutex<Vec<Vec<Event>>> = Mutex::new(vec![Vec::new(); HOT_KEYS]);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (keys, budget, clock, barrier, histories) =
+                (&keys, &budget, &clock, &barrier, &histories);
+            s.spawn(move || {
+                barrier.wait();
+                let mine = worker(t, store, keys, budget, clock, seed);
+                let mut all = histories.lock().unwrap();
+                for (k, evs) in mine.into_iter().enumerate() {
+                    all[k].extend(evs);
+                }
+            });
+        }
+    });
+    histories.into_inner().unwrap()
+}
