@@ -27,11 +27,13 @@ impl Poison {
         self.set.store(true, Ordering::SeqCst);
     }
 
+    #[inline]
     pub fn is_set(&self) -> bool {
         self.set.load(Ordering::Acquire)
     }
 
     /// `Err(Error::Poisoned)` once poisoned.
+    #[inline]
     pub fn check(&self) -> Result<()> {
         if self.is_set() { Err(self.error()) } else { Ok(()) }
     }

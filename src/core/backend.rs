@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use event_listener::{EventListener, Listener};
 
-use super::{ClaimDecision, Record, RecoveryReport, StaleReason, VerifyReport};
+use super::{Record, RecoveryReport, StaleReason, VerifyReport};
 use crate::clock::Now;
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
@@ -35,14 +35,27 @@ pub(crate) struct ClaimRequest<'a> {
     pub count_wait: bool,
 }
 
-/// A backend's answer to a claim.
-pub(crate) struct Claimed {
-    /// The decision; an `Acquire` carries the written record, with its token.
-    pub decision: ClaimDecision,
-    /// The record the decision was taken on (for `Replay` and the audit log).
-    pub stored: Option<Arc<Record>>,
-    /// For a `wait` that found the key in flight: woken when the claim ends.
-    pub waiter: Option<Waiter>,
+/// A backend's answer to a claim: small, every record shared, not copied.
+pub(crate) enum Claimed {
+    /// The key is the caller's; `record` (with its fencing token) is stored.
+    Acquired { record: Arc<Record>, recovered: bool },
+    /// The key is finished: replay this record.
+    Replay(Arc<Record>),
+    /// Another holder's lease is live. `waiter` (for a `wait`) is woken when
+    /// the claim ends.
+    InFlight { retry_after_ms: u64, attempt: u32, stored: Arc<Record>, waiter: Option<Waiter> },
+    /// The stored fingerprint differs from the claim's.
+    Mismatch { fingerprint: Fingerprint, stored: Arc<Record> },
+}
+
+impl Claimed {
+    /// The record the answer rests on (before the claim, unless acquired).
+    pub fn record(&self) -> &Record {
+        match self {
+            Claimed::Acquired { record, .. } | Claimed::Replay(record) => record,
+            Claimed::InFlight { stored, .. } | Claimed::Mismatch { stored, .. } => stored,
+        }
+    }
 }
 
 /// Woken when the claim of a key ends (complete, fail, release, remove,

@@ -5,24 +5,47 @@ use crate::core::ClaimDecision;
 use crate::core::backend::Op;
 use crate::metrics::{Counter, ShardCounters};
 
-/// Counts a claim's outcome.
-pub(super) fn count_claim(c: &mut ShardCounters, namespace: &[u8], decision: &ClaimDecision) {
-    let counts = c.slot(namespace);
-    let mut add = |c: Counter| counts[c as usize] = counts[c as usize].saturating_add(1);
-    add(Counter::Claims);
+/// Counts a claim's outcome. A `wait` that found the key in flight and will
+/// sleep is not counted: its last round is.
+pub(super) fn count_claim(
+    c: &mut ShardCounters,
+    namespace: &[u8],
+    decision: &ClaimDecision,
+    waiting: bool,
+) {
     match decision {
         ClaimDecision::Acquire { record, recovered } => {
-            add(Counter::Acquired);
-            if *recovered {
-                add(Counter::OrphansRecovered);
-            }
-            if record.attempts > 1 {
-                add(Counter::Retries);
-            }
+            count_acquired(c, namespace, record.attempts, *recovered);
         }
-        ClaimDecision::Replay => add(Counter::Replayed),
-        ClaimDecision::InFlight { .. } => add(Counter::InFlight),
-        ClaimDecision::Mismatch { .. } => add(Counter::Mismatches),
+        ClaimDecision::InFlight { .. } if waiting => {}
+        ClaimDecision::InFlight { .. } => count(c, namespace, &[Counter::Claims, Counter::InFlight]),
+        ClaimDecision::Replay => count(c, namespace, &[Counter::Claims, Counter::Replayed]),
+        ClaimDecision::Mismatch { .. } => {
+            count(c, namespace, &[Counter::Claims, Counter::Mismatches]);
+        }
+    }
+}
+
+/// Counts a claim that acquired the key (once its record is written).
+pub(super) fn count_acquired(
+    c: &mut ShardCounters,
+    namespace: &[u8],
+    attempts: u32,
+    recovered: bool,
+) {
+    count(c, namespace, &[Counter::Claims, Counter::Acquired]);
+    if recovered {
+        count(c, namespace, &[Counter::OrphansRecovered]);
+    }
+    if attempts > 1 {
+        count(c, namespace, &[Counter::Retries]);
+    }
+}
+
+fn count(c: &mut ShardCounters, namespace: &[u8], which: &[Counter]) {
+    let counts = c.slot(namespace);
+    for &k in which {
+        counts[k as usize] = counts[k as usize].saturating_add(1);
     }
 }
 

@@ -112,14 +112,34 @@ impl Embedded {
     /// Locks `key`'s stripe and looks the key up, reading sled outside the
     /// lock when the stripe needs it (see `crate::stripe`). The read's error,
     /// if any, is returned with the lock held.
+    #[inline]
     fn lookup(&self, key: &HashedKey) -> Looked<'_> {
-        let stripe = self.stripe(key);
-        let mut st = stripe.lock();
+        let mut st = self.stripe(key).lock();
+        // The common case: memory knows the key.
+        let epoch = match st.lookup(key, self.engine.applied()) {
+            Lookup::Found(r, seq) => return (st, Ok(r), seq),
+            Lookup::NeedRead { epoch } => epoch,
+        };
+        self.read_through(key, st, epoch)
+    }
+
+    /// The rest of `lookup`: sled is read outside the lock.
+    #[cold]
+    fn read_through<'a>(
+        &'a self,
+        key: &HashedKey,
+        mut st: MutexGuard<'a, StripeState>,
+        first: u64,
+    ) -> Looked<'a> {
+        let mut epoch = Some(first);
         let mut tries = 0;
         loop {
-            let epoch = match st.lookup(key, self.engine.applied()) {
-                Lookup::Found(r, seq) => return (st, Ok(r), seq),
-                Lookup::NeedRead { epoch } => epoch,
+            let epoch = match epoch.take() {
+                Some(e) => e,
+                None => match st.lookup(key, self.engine.applied()) {
+                    Lookup::Found(r, seq) => return (st, Ok(r), seq),
+                    Lookup::NeedRead { epoch } => epoch,
+                },
             };
             if tries == READ_TRIES {
                 // Written during every read so far: read under the lock.

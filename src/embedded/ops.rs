@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::counting::{count_claim, counter_of};
+use super::counting::{count_acquired, count_claim, counter_of};
 use super::{Embedded, internal};
 use crate::clock::Now;
 use crate::core::backend::{ClaimRequest, Claimed, Op, Waiter, run_op};
@@ -14,9 +14,10 @@ use crate::key::Key;
 use crate::metrics::Counter;
 
 impl Embedded {
+    /// The front has refused a closed or poisoned store already (before
+    /// checking input); an acquiring claim's append refuses both again.
     pub(super) fn claim_key(&self, req: &ClaimRequest<'_>) -> Result<Claimed> {
         let e = &*self.engine;
-        e.check_writable()?;
         let key = self.hash(req.key);
         let ns = req.key.namespace_bytes();
         e.throttle()?;
@@ -43,10 +44,12 @@ impl Embedded {
                 lease_ms: req.lease_ms,
                 retention_ms: req.retention_ms,
             };
-            let mut decision = core::claim(current.as_deref(), &params);
-            let mut waiter = None;
-            let wait_seq = match &mut decision {
-                ClaimDecision::Acquire { record, .. } => {
+            let decision = core::claim(current.as_deref(), &params);
+            if !matches!(decision, ClaimDecision::Acquire { .. }) {
+                count_claim(&mut st.counters, ns, &decision, req.wait);
+            }
+            let answer = match decision {
+                ClaimDecision::Acquire { mut record, recovered } => {
                     // Never wraps: past MAX_TOKEN this is an error, before
                     // anything is written.
                     let token = e.issue_token()?;
@@ -58,26 +61,41 @@ impl Embedded {
                         e.secure_token(token)?;
                         continue;
                     }
-                    core::stamp_token(record, token);
-                    let (seq, _, _) = self.write(&mut st, &key, Some(record.clone()), false)?;
-                    seq
+                    core::stamp_token(&mut record, token);
+                    let attempts = record.attempts;
+                    let (seq, record, _) = self.write(&mut st, &key, Some(record), false)?;
+                    count_acquired(&mut st.counters, ns, attempts, recovered);
+                    drop(st);
+                    e.settle(seq)?;
+                    let record = record.ok_or_else(|| internal("acquired without record"))?;
+                    return Ok(Claimed::Acquired { record, recovered });
                 }
-                ClaimDecision::InFlight { .. } if req.wait => {
-                    // Registered in the critical section that found the key
-                    // in flight: its end cannot slip in between. Close takes
-                    // every stripe's waiters after setting `closed`.
-                    e.check_writable()?;
-                    waiter = Some(Waiter::new(st.waiters.listen(&key)));
-                    seen
+                ClaimDecision::Replay => current.map(Claimed::Replay),
+                ClaimDecision::Mismatch { stored } => {
+                    current.map(|r| Claimed::Mismatch { fingerprint: stored, stored: r })
                 }
-                _ => seen,
+                ClaimDecision::InFlight { retry_after_ms, attempt, .. } => {
+                    // For a wait: registered in the critical section that
+                    // found the key in flight, so its end cannot slip in
+                    // between. Close takes every stripe's waiters after
+                    // setting `closed`.
+                    let waiter = if req.wait {
+                        e.check_writable()?;
+                        Some(Waiter::new(st.waiters.listen(&key)))
+                    } else {
+                        None
+                    };
+                    current.map(|stored| Claimed::InFlight {
+                        retry_after_ms,
+                        attempt,
+                        stored,
+                        waiter,
+                    })
+                }
             };
-            if waiter.is_none() {
-                count_claim(&mut st.counters, ns, &decision);
-            }
             drop(st);
-            e.settle(wait_seq)?;
-            return Ok(Claimed { decision, stored: current, waiter });
+            e.settle(seen)?;
+            return answer.ok_or_else(|| internal("a decision on a record found nowhere"));
         }
     }
 

@@ -45,6 +45,7 @@ pub(crate) const JOURNAL_THREAD: &str = "idemkv-journal";
 
 impl Engine {
     /// Refuses every call after close (reads too).
+    #[inline]
     pub fn check_open(&self) -> Result<()> {
         if self.is_closed() {
             return Err(Error::Closed);
@@ -53,6 +54,7 @@ impl Engine {
     }
 
     /// Refuses writes after close or poisoning.
+    #[inline]
     pub fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         self.poison.check()
@@ -64,11 +66,13 @@ impl Engine {
     }
 
     /// Whether close has begun.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.lifecycle.closed.load(Ordering::Acquire)
     }
 
     /// Whether the store is poisoned.
+    #[inline]
     pub fn is_poisoned(&self) -> bool {
         self.poison.is_set()
     }

@@ -97,6 +97,7 @@ impl Engine {
 
     /// In `Durable` mode, blocks until entry `seq` is durable; in `Buffered`
     /// mode returns at once. `seq == 0`: nothing to wait for.
+    #[inline]
     pub fn settle(&self, seq: Seq) -> Result<()> {
         if self.durable() && seq > 0 { self.journal.wait_durable(seq) } else { Ok(()) }
     }
@@ -107,6 +108,7 @@ impl Engine {
     }
 
     /// The applied watermark: every entry up to it is in sled.
+    #[inline]
     pub fn applied(&self) -> Seq {
         self.applied_seq.load(Ordering::Acquire)
     }
@@ -117,16 +119,19 @@ impl Engine {
     }
 
     /// Whether transitions wait for their fsync before answering.
+    #[inline]
     pub fn durable(&self) -> bool {
         self.durability == Durability::Durable
     }
 
     /// This process's boot epoch.
+    #[inline]
     pub fn boot(&self) -> u64 {
         self.boot
     }
 
     /// This open store's identity (carried by its leases).
+    #[inline]
     pub fn store_id(&self) -> u64 {
         self.store_id
     }
@@ -143,16 +148,23 @@ impl Engine {
 
     /// Waits while the applier is more than `MAX_BACKLOG` entries behind.
     /// Called before taking a stripe lock.
+    #[inline]
     pub fn throttle(&self) -> Result<()> {
         self.throttle_at(MAX_BACKLOG)
     }
 
     /// Waits while the applier is more than `limit` entries behind.
+    #[inline]
     pub fn throttle_at(&self, limit: u64) -> Result<()> {
-        let behind = || self.journal.next_seq().saturating_sub(self.applied()) > limit;
-        if !behind() {
-            return Ok(());
+        if self.journal.next_seq().saturating_sub(self.applied()) > limit {
+            return self.wait_for_applier(limit);
         }
+        Ok(())
+    }
+
+    #[cold]
+    fn wait_for_applier(&self, limit: u64) -> Result<()> {
+        let behind = || self.journal.next_seq().saturating_sub(self.applied()) > limit;
         let mut g = self.backlog.lock();
         while behind() {
             self.check_writable()?;

@@ -61,6 +61,7 @@ impl AuditState {
 
 impl Engine {
     /// Whether the first audit after open has ended (or none was needed).
+    #[inline]
     pub fn audit_done(&self) -> bool {
         self.audit.ended.load(Ordering::Acquire)
     }

@@ -25,8 +25,8 @@ pub use types::{Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome,
 
 use crate::clock::duration_ms;
 use crate::config::Config;
-use crate::core::backend::{Backend, ClaimRequest, Op};
-use crate::core::{self, ClaimDecision, Record, RecoveryReport};
+use crate::core::backend::{Backend, ClaimRequest, Claimed, Op};
+use crate::core::{self, Record, RecoveryReport};
 use crate::embedded::{Embedded, EmbeddedBackend};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
@@ -180,11 +180,9 @@ impl Store {
                 until.map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now()))
             });
             req.wait = left.is_some_and(|l| !l.is_zero());
-            let mut claimed = b.claim(&req)?;
+            let claimed = b.claim(&req)?;
             req.count_wait = false;
-            let (Some(waiter), ClaimDecision::InFlight { retry_after_ms, .. }) =
-                (claimed.waiter.take(), &claimed.decision)
-            else {
+            let Claimed::InFlight { retry_after_ms, waiter: Some(waiter), .. } = claimed else {
                 break claimed;
             };
             // Wake when the holder ends, or when its lease runs out.
@@ -192,26 +190,25 @@ impl Store {
             let wake = left.unwrap_or(Duration::MAX).min(lease_left);
             waiter.wait_until(Instant::now().checked_add(wake));
         };
-        let stored = claimed.stored;
-        let claim = match claimed.decision {
-            ClaimDecision::Acquire { record, recovered } => Claim::Acquired(Lease {
+        let claim = match &claimed {
+            Claimed::Acquired { record, recovered } => Claim::Acquired(Lease {
                 store: b.store_id(),
                 key: key.clone(),
-                token: token_of(&record),
+                token: token_of(record),
                 attempt: record.attempts,
-                deadline: lease_deadline(&record),
-                recovered,
+                deadline: lease_deadline(record),
+                recovered: *recovered,
             }),
-            ClaimDecision::Replay => {
-                let r = stored.as_deref().and_then(Replay::from_record);
-                Claim::Replay(r.ok_or_else(|| internal("replay without outcome"))?)
-            }
-            ClaimDecision::Mismatch { stored } => Claim::Mismatch { stored },
-            ClaimDecision::InFlight { retry_after_ms, attempt, .. } => {
-                Claim::InFlight { retry_after: Duration::from_millis(retry_after_ms), attempt }
-            }
+            Claimed::Replay(record) => Claim::Replay(
+                Replay::from_record(record).ok_or_else(|| internal("replay without outcome"))?,
+            ),
+            Claimed::Mismatch { fingerprint, .. } => Claim::Mismatch { stored: *fingerprint },
+            Claimed::InFlight { retry_after_ms, attempt, .. } => Claim::InFlight {
+                retry_after: Duration::from_millis(*retry_after_ms),
+                attempt: *attempt,
+            },
         };
-        audit(key, &claim, stored.as_deref());
+        audit(key, &claim, claimed.record());
         if let Some(started) = started {
             let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.inner.metrics.latency(key.namespace()).claim_ns.record(ns);
@@ -359,8 +356,8 @@ impl Config {
 /// The audit trail: every duplicate attempt as a `tracing` event (target
 /// `idemkv::audit`) with the key, the original processing time and the
 /// attempt count. Costs one relaxed load when no subscriber listens.
-fn audit(key: &Key, claim: &Claim, stored: Option<&Record>) {
-    let first_claimed_at_ms = stored.map_or(0, |s| s.created_at);
+fn audit(key: &Key, claim: &Claim, stored: &Record) {
+    let first_claimed_at_ms = stored.created_at;
     match claim {
         Claim::Acquired(_) => {}
         Claim::Replay(r) => tracing::info!(
@@ -369,7 +366,7 @@ fn audit(key: &Key, claim: &Claim, stored: Option<&Record>) {
             key = %key,
             outcome = ?r.outcome(),
             first_claimed_at_ms,
-            finished_at_ms = stored.map_or(0, finished_at),
+            finished_at_ms = finished_at(stored),
             attempts = r.attempts(),
             "duplicate replayed"
         ),

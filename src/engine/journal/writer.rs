@@ -98,6 +98,7 @@ impl Journal {
     }
 
     /// The sequence number the next entry will get.
+    #[inline]
     pub fn next_seq(&self) -> u64 {
         self.next_seq.load(Ordering::Relaxed)
     }
