@@ -126,6 +126,14 @@ impl Policy {
     /// Checks a lease and retention (this policy's or a call's) against the
     /// duration rule and this policy's horizon; returns them in whole
     /// milliseconds, rounded up. `what` names their source in errors.
+    /// The policy's own lease and retention in whole milliseconds, rounded
+    /// up, without checking them again: `Config::validate` checked every
+    /// policy of the configuration the store was opened with.
+    #[inline]
+    pub(crate) fn checked_ms(&self) -> (u64, u64) {
+        (crate::clock::ceil_ms(self.lease), crate::clock::ceil_ms(self.retention))
+    }
+
     pub(crate) fn check(
         &self,
         what: &str,

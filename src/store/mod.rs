@@ -162,10 +162,15 @@ impl Store {
         let b = self.backend();
         b.check_writable()?;
         let policy = self.inner.config.policy(key.namespace());
-        let lease = options.lease.unwrap_or(policy.lease_duration());
-        let retention = options.retention.unwrap_or(policy.retention_duration());
-        // The duration rule (crate::clock): checked, rounded up to whole ms.
-        let (lease_ms, retention_ms) = policy.check("claim options", lease, retention)?;
+        let (lease_ms, retention_ms) = if options.lease.is_none() && options.retention.is_none() {
+            // The namespace's policy, checked when the store opened.
+            policy.checked_ms()
+        } else {
+            let lease = options.lease.unwrap_or(policy.lease_duration());
+            let retention = options.retention.unwrap_or(policy.retention_duration());
+            // The duration rule (crate::clock): checked, rounded up to whole ms.
+            policy.check("claim options", lease, retention)?
+        };
         let mut req = ClaimRequest {
             key,
             fingerprint,
