@@ -1,6 +1,6 @@
 //! The counters: the one table that lists them, the [`Counter`] enum (whose
 //! discriminant is the persisted index) and [`ShardCounters`], the counts a
-//! shard keeps by namespace.
+//! stripe keeps by namespace.
 //!
 //! Adding a counter is one line in [`with_counters!`]: the enum, the public
 //! field of `NamespaceStats` (with its doc), `merge`, `of` and the Prometheus
@@ -107,7 +107,7 @@ const _: () = {
     }
 };
 
-/// Counters by namespace, kept inside each shard and bumped under the shard
+/// Counters by namespace, kept inside each stripe and bumped under the stripe
 /// lock the call already holds: plain integers, no shared cache lines. A
 /// short list searched by namespace bytes (a service has a handful of event
 /// sources), which beats hashing on every call.
@@ -137,7 +137,7 @@ impl ShardCounters {
         *n = n.saturating_add(1);
     }
 
-    /// Adds this shard's counts into `into`.
+    /// Adds this stripe's counts into `into`.
     pub fn sum_into(&self, into: &mut HashMap<String, [u64; COUNTERS]>) {
         for (ns, counts) in &self.list {
             let ns = String::from_utf8_lossy(ns).into_owned();

@@ -55,14 +55,14 @@ impl Store {
     }
 
     #[doc(hidden)]
-    /// Test hook: whether every shard's key filter is built (the background
+    /// Test hook: whether every stripe's key filter is built (the background
     /// build after open has finished).
     pub fn __key_filters_ready(&self) -> bool {
         self.embedded().is_ok_and(Embedded::key_filters_ready)
     }
 
     #[doc(hidden)]
-    /// Test hook: rebuilds every shard's key filter now, from a scan of sled,
+    /// Test hook: rebuilds every stripe's key filter now, from a scan of sled,
     /// concurrently with other calls (as the background rebuild does).
     pub fn __rebuild_key_filters(&self) -> Result<bool> {
         self.embedded()?.rebuild_key_filters()

@@ -1,7 +1,7 @@
 //! A key hashed once per call. The store hashes the raw key with its randomly
 //! seeded hasher (foldhash, seeded per store, so that chosen keys cannot be
-//! aimed at one stripe or one bucket); that one hash then picks the shard,
-//! indexes the shard's maps and the cache (through [`PassThrough`]) and
+//! aimed at one stripe or one bucket); that one hash then picks the stripe,
+//! indexes the stripe's maps and the cache (through [`PassThrough`]) and
 //! probes the key filter.
 
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -29,7 +29,7 @@ impl PartialEq for HashedKey {
 impl Eq for HashedKey {}
 
 /// Hands a [`HashedKey`]'s hash to a map unchanged (it is already keyed and
-/// well mixed). Its shard bits (32 and up) vary little inside one shard, so
+/// well mixed). Its stripe bits (32 and up) vary little inside one stripe, so
 /// maps must index by the low bits, as hashbrown does.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct PassThrough;
