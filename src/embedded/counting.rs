@@ -18,7 +18,9 @@ pub(super) fn count_claim(
             count_acquired(c, namespace, record.attempts, *recovered);
         }
         ClaimDecision::InFlight { .. } if waiting => {}
-        ClaimDecision::InFlight { .. } => count(c, namespace, &[Counter::Claims, Counter::InFlight]),
+        ClaimDecision::InFlight { .. } => {
+            count(c, namespace, &[Counter::Claims, Counter::InFlight])
+        }
         ClaimDecision::Replay => count(c, namespace, &[Counter::Claims, Counter::Replayed]),
         ClaimDecision::Mismatch { .. } => {
             count(c, namespace, &[Counter::Claims, Counter::Mismatches]);

@@ -6,7 +6,7 @@
 //! lock when the stripe needs it, decides with the rules of `crate::core`,
 //! appends the mutation the stripe stages to the engine's journal, commits it
 //! to the stripe, releases the lock, wakes the key's waiters and waits for
-//! durability. See docs/DESIGN.md, "One claim, layer by layer".
+//! durability. See docs/DESIGN.md, "The life of a claim".
 
 mod backend;
 mod background;
@@ -85,7 +85,11 @@ impl Embedded {
             let key = store.hash_raw(raw);
             let _ = store.stripe(&key).lock().commit(&key, record, seq, applied, false);
         }
-        background::start(&store, config)?;
+        if let Err(e) = background::start(&store, config) {
+            // Stop what started (and let go of the directory) before failing.
+            let _ = store.shutdown();
+            return Err(e);
+        }
         Ok(store)
     }
 
@@ -202,10 +206,16 @@ impl Embedded {
         Ok(applied)
     }
 
-    /// Wakes every waiter of every stripe (at close).
+    /// Wakes every waiter of every stripe (at close). A stripe whose lock
+    /// is held for over 100 ms (a thread stuck in sled) is skipped, so close
+    /// stays bounded: its waiters wake at their deadline or the holder's.
     fn wake_all(&self) {
         for stripe in self.stripes.iter() {
-            let woken = stripe.lock().waiters.take_all();
+            let Some(mut st) = stripe.try_lock_for(std::time::Duration::from_millis(100)) else {
+                continue;
+            };
+            let woken = st.waiters.take_all();
+            drop(st);
             for w in woken {
                 w.notify();
             }

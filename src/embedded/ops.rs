@@ -24,10 +24,10 @@ impl Embedded {
         let mut count_wait = req.count_wait;
         loop {
             let (mut st, current, seen) = self.lookup(&key);
-            let current = current?;
             if std::mem::take(&mut count_wait) {
                 st.counters.add(ns, Counter::Waits);
             }
+            let current = current?;
             if current.is_none() && !e.audit_done() {
                 // Found nowhere, and sled's records are not counted yet
                 // since open: it may be a key sled lost. Wait for the count.

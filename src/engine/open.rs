@@ -283,7 +283,15 @@ pub(super) fn open(dir: &Path, config: &Config) -> Result<Opened> {
     }
     let journal = engine.spawn("journal", move |e| e.journal.run(writer, mode, tx))?;
     engine.add_pipeline(journal);
-    let applier = engine.spawn("applier", move |e| e.run_applier(rx))?;
-    engine.add_pipeline(applier);
+    match engine.spawn("applier", move |e| e.run_applier(rx)) {
+        Ok(applier) => engine.add_pipeline(applier),
+        Err(e) => {
+            // Stop the journal writer and let go of the directory.
+            engine.mark_closed();
+            let _ = engine.stop_pipeline(Duration::from_secs(5));
+            engine.release_lock();
+            return Err(e);
+        }
+    }
     Ok(Opened { engine, tail: pending })
 }

@@ -179,21 +179,30 @@ impl Store {
             wait: false,
             count_wait: wait_until.is_some(),
         };
+        // `Some(None)`: a wait without limit (a timeout too long to represent).
+        let until = wait_until.flatten();
         let claimed = loop {
-            // `None`: a timeout too long to represent, i.e. no limit.
-            let left = wait_until.map(|until| {
-                until.map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now()))
-            });
-            req.wait = left.is_some_and(|l| !l.is_zero());
+            req.wait = match wait_until {
+                None => false,
+                Some(None) => true,
+                Some(Some(u)) => Instant::now() < u,
+            };
             let claimed = b.claim(&req)?;
             req.count_wait = false;
             let Claimed::InFlight { retry_after_ms, waiter: Some(waiter), .. } = claimed else {
                 break claimed;
             };
-            // Wake when the holder ends, or when its lease runs out.
-            let lease_left = Duration::from_millis(retry_after_ms.saturating_add(1));
-            let wake = left.unwrap_or(Duration::MAX).min(lease_left);
-            waiter.wait_until(Instant::now().checked_add(wake));
+            // Wake when the holder ends, when its lease runs out, or at the
+            // caller's deadline, whichever comes first.
+            let lease_end =
+                Instant::now().checked_add(Duration::from_millis(retry_after_ms.saturating_add(1)));
+            let wake_at = match (until, lease_end) {
+                (Some(u), Some(l)) => Some(u.min(l)),
+                (u, l) => u.or(l),
+            };
+            waiter.wait_until(wake_at);
+            // Woken by close (or poisoning): stop waiting.
+            b.check_writable()?;
         };
         let claim = match &claimed {
             Claimed::Acquired { record, recovered } => Claim::Acquired(Lease {

@@ -1,7 +1,7 @@
 //! One lock stripe's state, pure: the record versions of its keys not yet
 //! read back from sled (`pending`), a bounded cache of records, the filter of
 //! keys that may be in sled, the counters of its calls and the waiters of
-//! its keys. It does no I/O and takes no lock: the caller holds the stripe's
+//! its keys. It does no I/O and never blocks: the caller holds the stripe's
 //! mutex, asks, and carries out the effects it is handed — a sled read it
 //! needs ([`Lookup::NeedRead`]), a mutation to append ([`Staged`]), waiters
 //! to wake.
