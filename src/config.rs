@@ -303,9 +303,9 @@ impl Config {
         self
     }
 
-    /// Expired records removed per sweeper step (each step takes each shard
-    /// lock briefly, so claims never wait for a whole sweep): 1 to
-    /// [`MAX_SWEEP_BATCH`].
+    /// Expiry-index groups read per sweeper page (each group names up to 64
+    /// records; each record is checked under its own stripe lock, briefly,
+    /// so claims never wait for a whole sweep): 1 to [`MAX_SWEEP_BATCH`].
     pub fn sweep_batch(mut self, n: usize) -> Self {
         self.sweep_batch = n;
         self

@@ -3,7 +3,8 @@
 //!
 //! All integers are little-endian except the expiry-index key, which is
 //! big-endian so that sled's byte order is time order. Every structure
-//! carries a magic, a version and a crc32 (crc32fast, IEEE polynomial).
+//! carries a version and a crc32 (crc32fast, IEEE polynomial); the record,
+//! the segment header, META and the sled marker also start with a magic.
 
 pub(crate) mod counters;
 pub(crate) mod entry;
