@@ -87,12 +87,13 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
-    /// The underlying sled database reported an error.
+    /// The underlying storage engine (sled) reported an error.
     Storage {
         /// What idemkv was doing.
         context: String,
-        /// The sled error.
-        source: sled::Error,
+        /// The storage engine's error; its type is not part of the API (it
+        /// depends on the backend).
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The lease is stale: its claim was superseded, finished or removed.
     /// Nothing was changed.
@@ -157,7 +158,7 @@ impl Error {
     }
 
     pub(crate) fn storage(context: impl Into<String>, source: sled::Error) -> Self {
-        Error::Storage { context: context.into(), source }
+        Error::Storage { context: context.into(), source: Box::new(source) }
     }
 
     pub(crate) fn config(reason: impl Into<String>) -> Self {
@@ -259,7 +260,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Storage { source, .. } => Some(source),
+            Error::Storage { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

@@ -126,10 +126,14 @@ pub(crate) fn audit_loss(a: &super::storage::Audited) -> Error {
 /// error; any other error (permissions, a full disk) is left as it is.
 pub(crate) fn unreadable(e: Error) -> Error {
     let damaged = match &e {
-        Error::Storage { source: sled::Error::Corruption { .. }, .. } => true,
-        Error::Storage { source: sled::Error::Io(io), .. } => {
-            matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData)
-        }
+        Error::Storage { source, .. } => match source.downcast_ref::<sled::Error>() {
+            Some(sled::Error::Corruption { .. }) => true,
+            Some(sled::Error::Io(io)) => matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ),
+            _ => false,
+        },
         _ => false,
     };
     if damaged { lost(format!("sled cannot read its own files ({e})")) } else { e }
