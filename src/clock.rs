@@ -76,6 +76,7 @@ pub(crate) struct Now {
 }
 
 impl Now {
+    #[cfg(any(test, feature = "testing"))]
     /// A reading of exactly `ms`.
     pub fn at(ms: Millis) -> Now {
         Now { ms, frac: false }

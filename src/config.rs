@@ -356,6 +356,7 @@ impl Config {
         self
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Test hook: the file system the journal writes through (fault injection).
     #[doc(hidden)]
     pub fn journal_fs(mut self, fs: Arc<dyn crate::io::JournalFs>) -> Self {

@@ -84,8 +84,9 @@ pub use error::{Error, Result, StaleReason};
 pub use fingerprint::Fingerprint;
 pub use key::{Key, MAX_ID_LEN, MAX_NAMESPACE_LEN};
 pub use metrics::{Latency, NamespaceStats, Stats};
-/// Fault-injection seams and decoder entry points for tests and fuzzing;
-/// not a stable API.
+/// Fault-injection seams and decoder entry points for tests and fuzzing
+/// (the `testing` feature); not a stable API, not in release builds.
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing {
     pub use crate::io::{JournalFile, JournalFs, StdFs};

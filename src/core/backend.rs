@@ -6,7 +6,6 @@
 //! types, waits, times calls and logs the audit trail; the backend decides
 //! and stores. Nothing here names sled, the journal or a stripe.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -181,6 +180,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn recovery(&self) -> &RecoveryReport;
     /// Closes the store (idempotent: `Err(Closed)` the second time).
     fn close(&self) -> Result<()>;
+    #[cfg(any(test, feature = "testing"))]
     /// The backend itself, for test hooks that reach into it.
-    fn as_any(&self) -> &dyn Any;
+    fn as_any(&self) -> &dyn std::any::Any;
 }

@@ -1,6 +1,5 @@
 //! The embedded backend behind the front's boundary (`core::backend`).
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -96,7 +95,8 @@ impl Backend for EmbeddedBackend {
         self.0.shutdown()
     }
 
-    fn as_any(&self) -> &dyn Any {
+    #[cfg(any(test, feature = "testing"))]
+    fn as_any(&self) -> &dyn std::any::Any {
         &*self.0
     }
 }

@@ -222,21 +222,25 @@ impl Embedded {
         }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Whether every stripe's key filter is built (a test hook).
     pub fn key_filters_ready(&self) -> bool {
         self.stripes.iter().all(|s| s.lock().has_filter())
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Rebuilds every stripe's key filter now (a test hook).
     pub fn rebuild_key_filters(&self) -> Result<bool> {
         background::build_filters(self)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The number of distinct keys the expiry index names (a test hook).
     pub fn index_len(&self) -> usize {
         self.engine.index_len()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Overwrites `key`'s stored record with raw bytes behind the journal
     /// (a test hook for corruption handling).
     pub fn corrupt_record(&self, key: &Key, bytes: &[u8]) -> Result<()> {

@@ -216,11 +216,13 @@ impl Engine {
             .collect()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The number of distinct keys the expiry index names (a test hook).
     pub fn index_len(&self) -> usize {
         self.storage.index_len().unwrap_or(0)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Overwrites a stored record with raw bytes, bypassing the codec and
     /// the journal (a test hook for corruption handling).
     pub fn put_raw_record(&self, raw: &[u8], bytes: &[u8]) -> Result<()> {

@@ -3,9 +3,9 @@
 
 use super::Store;
 use crate::core::VerifyReport;
-use crate::embedded::Embedded;
-use crate::error::{Error, Result};
-use crate::key::Key;
+use crate::error::Result;
+#[cfg(any(test, feature = "testing"))]
+use crate::{embedded::Embedded, error::Error, key::Key};
 
 impl Store {
     /// Removes every expired record now (the background sweeper does the same
@@ -40,6 +40,7 @@ impl Store {
         self.backend().verify()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The embedded backend, for the test hooks below.
     fn embedded(&self) -> Result<&Embedded> {
         let b = self.backend();
@@ -48,12 +49,14 @@ impl Store {
         })
     }
 
+    #[cfg(any(test, feature = "testing"))]
     #[doc(hidden)]
     /// Test hook: the number of distinct keys the expiry index names.
     pub fn __index_len(&self) -> usize {
         self.embedded().map_or(0, Embedded::index_len)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     #[doc(hidden)]
     /// Test hook: whether every stripe's key filter is built (the background
     /// build after open has finished).
@@ -61,6 +64,7 @@ impl Store {
         self.embedded().is_ok_and(Embedded::key_filters_ready)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     #[doc(hidden)]
     /// Test hook: rebuilds every stripe's key filter now, from a scan of sled,
     /// concurrently with other calls (as the background rebuild does).
@@ -68,6 +72,7 @@ impl Store {
         self.embedded()?.rebuild_key_filters()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     #[doc(hidden)]
     /// Test hook: overwrites a stored record with raw bytes, bypassing the
     /// codec and the journal, to test corruption handling.

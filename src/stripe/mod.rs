@@ -20,6 +20,7 @@
 
 mod filter;
 mod hashed;
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod model;
 mod waiters;
 
@@ -236,6 +237,7 @@ impl StripeState {
             .collect()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Forgets `key`'s cached record (sled's copy was changed behind the
     /// journal, by a test hook).
     pub fn forget(&mut self, key: &HashedKey) {
@@ -264,6 +266,7 @@ impl StripeState {
     }
 
     /// Whether the key filter is built.
+    #[cfg(any(test, feature = "testing"))]
     pub fn has_filter(&self) -> bool {
         self.filter.is_some()
     }

@@ -10,8 +10,9 @@
 mod segment;
 mod writer;
 
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use segment::scan_segment_image;
 pub(crate) use segment::{
-    recover, remove_all_segments, remove_segments_below, remove_segments_from, scan_segment_image,
-    sync_segments,
+    recover, remove_all_segments, remove_segments_below, remove_segments_from, sync_segments,
 };
 pub(crate) use writer::{Batch, Journal, Mode, SegmentWriter};

@@ -149,6 +149,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Scans one segment image in memory, as recovery would with no checkpoint:
 /// returns the intact entries before the first damage, and the damage. For
 /// fuzzing; never panics on any input.

@@ -318,6 +318,7 @@ impl Storage {
         Ok(out)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Number of distinct keys the expiry index names (for tests).
     pub fn index_len(&self) -> Result<usize> {
         let mut keys = std::collections::HashSet::new();
@@ -332,6 +333,7 @@ impl Storage {
         Ok(keys.len())
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Writes one raw value under a record key, bypassing the codec. Only for
     /// tests that damage a record on purpose.
     #[doc(hidden)]
