@@ -20,7 +20,7 @@ use idemkv::{Claim, Config, Durability, Fingerprint, Key, Store};
 
 fn acquire(store: &Store, key: &Key, fp: Fingerprint) -> idemkv::Lease {
     match store.claim(key, fp).expect("claim") {
-        Claim::Acquired(lease) => lease,
+        Claim::Acquired(lease) => lease.into_lease(),
         other => panic!("expected Acquired for new key {key}, got {other:?}"),
     }
 }

@@ -23,7 +23,9 @@ fn contention_inflight(c: &mut Criterion) {
     let store = common::open(dir.path(), Config::new().clock(clock).sweep_interval(None));
     let key = common::key(common::fresh_space(), 0);
     let fp = common::fingerprint();
-    assert!(matches!(store.claim(&key, fp).expect("claim"), Claim::Acquired(_)));
+    // Held (detached from its guard) for the whole bench: every claim below
+    // finds it in flight.
+    let _held = store.claim(&key, fp).expect("claim").into_lease().expect("acquired");
     let mut group = c.benchmark_group("contention_inflight");
     group.throughput(Throughput::Elements(1));
     for threads in [1, 2, 8, 32] {

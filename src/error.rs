@@ -144,6 +144,12 @@ pub enum Error {
         /// What conflicts, and what to do first.
         reason: String,
     },
+    /// A typed body could not be encoded, or a stored body decoded as the
+    /// type asked for. Nothing was stored.
+    Codec {
+        /// What failed.
+        reason: String,
+    },
     /// An internal invariant of idemkv broke: a bug in idemkv, not damage to
     /// the store's data. Please report it, with `what`.
     Internal {
@@ -175,6 +181,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidKey { reason } => write!(f, "invalid key: {reason}"),
+            Error::Codec { reason } => write!(f, "body encoding: {reason}"),
             Error::ResponseTooLarge { len, limit } => write!(
                 f,
                 "response of {len} bytes exceeds the limit of {limit} bytes; store a reference \

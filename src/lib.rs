@@ -118,9 +118,12 @@ pub mod testing {
     }
 }
 
-pub use core::{RecoveryReport, VerifyReport};
+pub use core::{BodyFormat, RecoveryReport, VerifyReport};
+#[cfg(feature = "serde")]
+pub use store::Json;
 pub use store::{
-    Claim, ClaimOptions, Entry, EntryState, ExportedRecord, Failure, Lease, Outcome, Replay, Store,
+    Attempt, Body, Claim, ClaimOptions, Codec, Entry, EntryState, ExportedRecord, Fail, Failure,
+    Guard, Lease, Outcome, Replay, RunOnce, Store,
 };
 
 #[cfg(test)]
@@ -130,6 +133,8 @@ mod tests {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<crate::Store>();
         check::<crate::Lease>();
-        check::<crate::Claim>();
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<crate::Claim>();
+        send_sync::<crate::Guard>();
     }
 }

@@ -23,7 +23,12 @@ fn a_long_max_delay_does_not_block_writers_past_the_backlog() -> TestResult {
     let writer = store.clone();
     std::thread::spawn(move || {
         let res = (0..CLAIMS).try_for_each(|i| match writer.claim(&key(format!("k{i}")), None) {
-            Ok(Claim::Acquired(_)) => Ok(()),
+            // Detached: the claims stay in flight (a dropped guard would
+            // abandon them, a second journal entry each).
+            Ok(Claim::Acquired(guard)) => {
+                guard.into_lease();
+                Ok(())
+            }
             Ok(other) => Err(format!("claim {i}: {other:?}")),
             Err(e) => Err(format!("claim {i}: {e}")),
         });

@@ -63,6 +63,7 @@ fn store() -> TestResult<tempfile::TempDir> {
     let store = Store::open(dir.path())?;
     for (i, key) in keys().iter().enumerate() {
         let Claim::Acquired(lease) = store.claim(key, None)? else { panic!("{key:?}") };
+        let lease = lease.into_lease();
         store.complete(&lease, &response(i))?;
     }
     store.close()?;

@@ -61,7 +61,7 @@ fn check_acks(
                     "{id}: token {} not above the child's {max_child_token}",
                     lease.token()
                 );
-                store.complete(&lease, b"redone")?;
+                lease.complete(b"redone")?;
                 recovered += 1;
             }
             Claim::Replay(r) if may_have_completed(id) => {

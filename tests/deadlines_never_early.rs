@@ -49,6 +49,7 @@ fn a_lease_is_held_for_its_whole_duration_from_any_fraction_of_a_millisecond() -
             let Claim::Acquired(first) = store.claim_with(&k, None, &opts)? else {
                 panic!("a new key is acquired");
             };
+            let first = first.into_lease();
             // One nanosecond before the lease has passed: still held.
             clock.advance(lease - ONE_NS);
             match store.claim_with(&k, None, &opts)? {
@@ -86,6 +87,7 @@ fn a_finished_key_is_kept_for_its_whole_retention_from_any_fraction_of_a_millise
                 let Claim::Acquired(lease) = store.claim_with(&k, None, &opts)? else {
                     panic!("a new key is acquired");
                 };
+                let lease = lease.into_lease();
                 match how {
                     "complete" => store.complete(&lease, b"done")?,
                     "fail terminally" => store.fail(&lease, Failure::Terminal(b"bad"))?,

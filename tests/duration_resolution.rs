@@ -102,7 +102,7 @@ fn claim_with(
     common::plant_sentinel(&store, &key("sentinel")).expect("sentinel");
     let res = store.claim_with(k, None, &opts);
     match res {
-        Ok(Claim::Acquired(lease)) => Ok((store, lease)),
+        Ok(Claim::Acquired(lease)) => Ok((store, lease.into_lease())),
         Ok(other) => panic!("a new key must be acquired, got {other:?}"),
         Err(e) => {
             assert!(store.get(k)?.is_none(), "a refused claim stores nothing");

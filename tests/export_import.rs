@@ -70,7 +70,7 @@ fn round_trip_is_exact() -> Result<(), Box<dyn std::error::Error>> {
 
 fn store_claim(store: &Store, key: &Key) -> Result<idemkv::Lease, Box<dyn std::error::Error>> {
     match store.claim(key, None)? {
-        Claim::Acquired(lease) => Ok(lease),
+        Claim::Acquired(lease) => Ok(lease.into_lease()),
         other => Err(format!("{key}: expected Acquired, got {other:?}").into()),
     }
 }

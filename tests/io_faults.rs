@@ -65,7 +65,7 @@ fn run_op(store: &Store, op: usize, v: &Variant, leases: &mut Vec<Lease>) -> Res
     let i = op / 2;
     if op.is_multiple_of(2) {
         match store.claim(&fkey(i), None)? {
-            Claim::Acquired(l) => leases.push(l),
+            Claim::Acquired(l) => leases.push(l.into_lease()),
             other => panic!("op {op}: expected Acquired, got {other:?}"),
         }
         Ok(())

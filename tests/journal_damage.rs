@@ -125,6 +125,7 @@ fn observed(store: &Store, k: &Key) -> TestResult<Model> {
         }
         Some(EntryState::Finished(r)) => Model::Failed(r.token(), r.response().to_vec()),
         Some(EntryState::Claimable { .. }) => Model::Idle,
+        Some(other) => panic!("{k}: unknown state {other:?}"),
     })
 }
 

@@ -15,7 +15,7 @@ fn key(i: u64) -> Key {
 
 fn finish(store: &Store, i: u64) {
     match store.claim(&key(i), None).unwrap() {
-        Claim::Acquired(lease) => store.complete(&lease, format!("r{i}").as_bytes()).unwrap(),
+        Claim::Acquired(lease) => lease.complete(format!("r{i}").as_bytes()).unwrap(),
         other => panic!("key {i}: a new key answered {other:?}"),
     }
 }

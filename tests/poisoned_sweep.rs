@@ -33,6 +33,7 @@ fn sweep_on_a_poisoned_store_refuses_before_changing_anything() -> TestResult {
     let Claim::Acquired(l) = store.claim_with(&key("expiring"), None, &short)? else {
         panic!("a new key is acquired");
     };
+    let l = l.into_lease();
     store.complete(&l, b"short-lived")?;
     // The next journal write fails: the store is poisoned, and this claim
     // stays pending in memory, never durable.

@@ -83,6 +83,7 @@ fn leases_of_another_open_store_count_as_stale() -> Result<(), Box<dyn std::erro
     let store = Config::new().open(dir.path())?;
     let key = Key::new("stripe", "evt_stale")?;
     let Claim::Acquired(lease) = store.claim(&key, None)? else { panic!("acquired") };
+    let lease = lease.into_lease();
     store.close()?;
     let store = Config::new().open(dir.path())?;
     assert!(store.complete(&lease, b"late").is_err(), "a lease of an earlier open");

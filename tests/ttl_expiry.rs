@@ -98,6 +98,7 @@ fn claim_options_apply() -> TestResult {
     let Claim::Acquired(lease) = store.claim_with(&k, None, &opts)? else {
         panic!("a new key is acquired");
     };
+    let lease = lease.into_lease();
     assert_eq!(ms(lease.deadline()), T0 + 2_000);
     clock.advance(Duration::from_secs(1));
     store.complete(&lease, b"r")?;
@@ -115,6 +116,7 @@ fn claim_options_apply() -> TestResult {
     let Claim::Acquired(a) = store.claim_with(&k, None, &opts)? else {
         panic!("expired key is acquired");
     };
+    let a = a.into_lease();
     clock.advance(Duration::from_secs(2));
     let b = acquire(&store, &k, None)?;
     assert!(b.recovered());

@@ -92,7 +92,7 @@ fn waiter_acquires_when_the_holder_gives_up() -> TestResult {
                     assert_eq!(next.attempt(), attempt, "{mode}/{what}");
                     assert!(!next.recovered(), "{mode}/{what}");
                     assert!(next.token() > lease.token());
-                    store.complete(&next, b"done by the waiter")?;
+                    next.complete(b"done by the waiter")?;
                 }
                 other => panic!("{mode}/{what}: expected Acquired, got {other:?}"),
             }

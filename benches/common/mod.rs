@@ -125,9 +125,7 @@ pub fn populate(store: &Store, keys: &[Key], threads: usize) {
             s.spawn(move || {
                 for k in part {
                     match store.claim(k, fp).expect("claim") {
-                        Claim::Acquired(lease) => {
-                            store.complete(&lease, RESPONSE).expect("complete")
-                        }
+                        Claim::Acquired(guard) => guard.complete(RESPONSE).expect("complete"),
                         other => panic!("populating {k}: expected Acquired, got {other:?}"),
                     }
                 }

@@ -70,7 +70,7 @@ pub fn cycle(store: &Store, space: u64, i: u64, fp: Fingerprint) -> Res<Duration
     let claim = store.claim(&key, fp).map_err(err)?;
     let took = t0.elapsed();
     match claim {
-        Claim::Acquired(lease) => store.complete(&lease, &response(&id)).map_err(err)?,
+        Claim::Acquired(lease) => lease.complete(&response(&id)).map_err(err)?,
         other => return Err(format!("claim of the new key {key} answered {other:?}")),
     }
     Ok(took)

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use event_listener::{EventListener, Listener};
 
-use super::{Record, RecoveryReport, StaleReason, VerifyReport};
+use super::{BodyFormat, Record, RecoveryReport, StaleReason, VerifyReport};
 use crate::clock::Now;
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
@@ -57,8 +57,8 @@ impl Claimed {
     }
 }
 
-/// Woken when the claim of a key ends (complete, fail, release, remove,
-/// expiry) or the store closes. Blocking now; a future for the async API.
+/// Woken when the claim of a key ends (complete, fail, release, abandon,
+/// remove, expiry) or the store closes: blocking, or awaited.
 pub(crate) struct Waiter(EventListener);
 
 impl Waiter {
@@ -78,15 +78,54 @@ impl Waiter {
             }
         }
     }
+
+    /// Resolves when woken (`true`) or at `deadline` (`false`; `None`: no
+    /// limit). Runtime-agnostic: the deadline is a `futures-timer` delay.
+    /// Dropping the future unregisters the listener.
+    pub async fn wait_until_async(self, deadline: Option<Instant>) -> bool {
+        let mut woken = self.0;
+        let Some(d) = deadline else {
+            woken.await;
+            return true;
+        };
+        let mut delay = futures_timer::Delay::new(d.saturating_duration_since(Instant::now()));
+        std::future::poll_fn(|cx| {
+            use std::future::Future;
+            use std::pin::Pin;
+            use std::task::Poll;
+            if Pin::new(&mut woken).poll(cx).is_ready() {
+                return Poll::Ready(true);
+            }
+            if Pin::new(&mut delay).poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// A point in a backend's durability order. An answer is *settled* once
+/// what it rests on is durable (in `Durable` mode; at once in `Buffered`).
+/// `Ticket::NONE`: nothing to wait for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Ticket(pub u64);
+
+impl Ticket {
+    /// Nothing to wait for.
+    pub const NONE: Ticket = Ticket(0);
 }
 
 /// A fenced transition of a held key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op<'a> {
-    Complete(&'a [u8]),
-    FailTerminal(&'a [u8]),
+    Complete(&'a [u8], BodyFormat),
+    FailTerminal(&'a [u8], BodyFormat),
     FailRetryable,
     Release,
+    /// The holder stopped without an outcome (a dropped guard): orphan the
+    /// claim now, so the next claimer acquires it with `recovered = true`.
+    Abandon,
     /// Move the lease deadline to now + `by_ms` (whole ms, already checked).
     Extend {
         by_ms: u64,
@@ -112,10 +151,13 @@ pub(crate) fn run_op(
 ) -> Result<Record> {
     let stale = |reason: StaleReason| Error::StaleLease { key: key.to_string(), token, reason };
     match op {
-        Op::Complete(body) => super::complete(current, token, now, body).map_err(stale),
-        Op::FailTerminal(body) => super::fail_terminal(current, token, now, body).map_err(stale),
+        Op::Complete(body, f) => super::complete(current, token, now, body, f).map_err(stale),
+        Op::FailTerminal(body, f) => {
+            super::fail_terminal(current, token, now, body, f).map_err(stale)
+        }
         Op::FailRetryable => super::fail_retryable(current, token, now).map_err(stale),
         Op::Release => super::release(current, token, now).map_err(stale),
+        Op::Abandon => super::abandon(current, token, now).map_err(stale),
         Op::Extend { by_ms } => {
             // An expired record is absent here too: that is a stale lease.
             if let Some(r) = super::live(current, now.ms).filter(|r| by_ms > r.retention_ms) {
@@ -143,12 +185,42 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The boot epoch claims of this process carry. Never blocks.
     fn boot(&self) -> u64;
     /// Claims a key: decides on its record and, if acquiring, stores the new
-    /// record with a fresh fencing token (durable before returning in
-    /// `Durable` mode). Counts the call.
-    fn claim(&self, req: &ClaimRequest<'_>) -> Result<Claimed>;
+    /// record with a fresh fencing token. Counts the call. The answer may
+    /// rest on a write not yet durable: settle the ticket before acting on it.
+    fn claim(&self, req: &ClaimRequest<'_>) -> Result<(Claimed, Ticket)>;
     /// Runs a fenced transition of the key held by `token` (a lease of the
-    /// store `store_id`). Counts it (or the stale lease).
-    fn transition(&self, key: &Key, store_id: u64, token: u64, op: Op<'_>) -> Result<Arc<Record>>;
+    /// store `store_id`). Counts it (or the stale lease). Settle the ticket
+    /// before acknowledging it.
+    fn transition(
+        &self,
+        key: &Key,
+        store_id: u64,
+        token: u64,
+        op: Op<'_>,
+    ) -> Result<(Arc<Record>, Ticket)>;
+    /// Abandons the claim of `token` ([`Op::Abandon`]) from a destructor:
+    /// never waits for durability, backpressure or another holder, never
+    /// panics; a failure (closed, poisoned, stale) is ignored, since every
+    /// such claim is orphaned anyway once its lease ends or the store reopens.
+    fn abandon(&self, key: &Key, store_id: u64, token: u64);
+    /// Blocks until `ticket` is settled.
+    fn settle(&self, ticket: Ticket) -> Result<()>;
+    /// Whether `ticket` is settled; `Err` if it never will be. Never blocks.
+    fn settled(&self, ticket: Ticket) -> Result<bool>;
+    /// Notified when more tickets may be settled: register, re-check
+    /// [`Backend::settled`], then await. Never blocks.
+    fn listen_settled(&self) -> EventListener;
+    /// Asks for every write so far to be made durable now, whatever the
+    /// mode; the ticket of the newest write. Never blocks.
+    fn request_flush(&self) -> Result<Ticket>;
+    /// Whether every write up to `ticket` is durable, whatever the mode;
+    /// `Err` if it never will be. Never blocks.
+    fn durable_to(&self, ticket: Ticket) -> Result<bool>;
+    /// Starts a batch: until [`Backend::end_batch`], the tickets of this
+    /// batch's writes share one durability wait (one fsync). Never blocks.
+    fn begin_batch(&self);
+    /// Ends a batch started by [`Backend::begin_batch`]. Never blocks.
+    fn end_batch(&self);
     /// The key's stored record, possibly expired.
     fn get(&self, key: &Key) -> Result<Option<Arc<Record>>>;
     /// Removes the key's record; whether a live record was removed.

@@ -14,9 +14,10 @@ mod reports;
 mod transition;
 
 pub(crate) use crate::error::StaleReason;
+pub use record::BodyFormat;
 pub(crate) use record::{IdleReason, Record, State};
 pub use reports::{RecoveryReport, VerifyReport};
 pub(crate) use transition::{
-    ClaimDecision, ClaimParams, claim, complete, extend, fail_retryable, fail_terminal, live,
-    release, stamp_token,
+    ClaimDecision, ClaimParams, abandon, claim, complete, extend, fail_retryable, fail_terminal,
+    live, release, stamp_token,
 };

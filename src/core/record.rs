@@ -14,6 +14,20 @@ pub(crate) enum IdleReason {
     RetryableFailure,
 }
 
+/// How a finished key's stored body is encoded, kept with the record so that
+/// tools (`idemkv get`, `list`, `export`) can show it as what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum BodyFormat {
+    /// Opaque bytes, as given to `complete`/`fail` (the raw API).
+    #[default]
+    Bytes,
+    /// A JSON document (`serde_json`), as written by the typed API.
+    Json,
+}
+
 /// The lifecycle state of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum State {
@@ -22,9 +36,9 @@ pub(crate) enum State {
     /// not the current process's boot epoch.
     InProgress { token: u64, boot: u64, claimed_at: Millis, lease_deadline: Millis },
     /// Finished successfully; `body` is the response replayed to duplicates.
-    Completed { token: u64, finished_at: Millis, body: Arc<[u8]> },
+    Completed { token: u64, finished_at: Millis, body: Arc<[u8]>, format: BodyFormat },
     /// Finished with a terminal failure; `body` is the error payload replayed.
-    Failed { token: u64, finished_at: Millis, body: Arc<[u8]> },
+    Failed { token: u64, finished_at: Millis, body: Arc<[u8]>, format: BodyFormat },
     /// Claimable again, attempt count kept.
     Idle { last_token: u64, since: Millis, reason: IdleReason },
 }

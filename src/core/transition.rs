@@ -14,7 +14,7 @@ use crate::clock::{Millis, Now};
 use crate::error::StaleReason;
 use crate::fingerprint::Fingerprint;
 
-use super::{IdleReason, Record, State};
+use super::{BodyFormat, IdleReason, Record, State};
 
 /// The record if it has not expired.
 pub(crate) fn live(current: Option<&Record>, now: Millis) -> Option<&Record> {
@@ -136,9 +136,11 @@ pub(crate) fn complete(
     token: u64,
     now: Now,
     body: &[u8],
+    format: BodyFormat,
 ) -> Result<Record, StaleReason> {
     let r = held(current, token, now.ms)?;
-    Ok(finish(r, now, State::Completed { token, finished_at: now.ms, body: body.into() }))
+    let state = State::Completed { token, finished_at: now.ms, body: body.into(), format };
+    Ok(finish(r, now, state))
 }
 
 /// Fails the claim of `token` terminally; `body` is replayed to later claims.
@@ -147,9 +149,11 @@ pub(crate) fn fail_terminal(
     token: u64,
     now: Now,
     body: &[u8],
+    format: BodyFormat,
 ) -> Result<Record, StaleReason> {
     let r = held(current, token, now.ms)?;
-    Ok(finish(r, now, State::Failed { token, finished_at: now.ms, body: body.into() }))
+    let state = State::Failed { token, finished_at: now.ms, body: body.into(), format };
+    Ok(finish(r, now, state))
 }
 
 /// Fails the claim of `token` retryably: the key becomes claimable again.
@@ -173,6 +177,36 @@ pub(crate) fn release(
     let r = held(current, token, now.ms)?;
     let state = State::Idle { last_token: token, since: now.ms, reason: IdleReason::Released };
     Ok(finish(r, now, state))
+}
+
+/// Abandons the claim of `token`: the holder stopped without saying whether
+/// its side effect ran (a dropped guard, a panic, a cancelled future). The
+/// lease deadline moves back to the claim time, so the key is orphaned at
+/// once: the next claim acquires it with `recovered = true` and the attempt
+/// count kept. Nothing else changes (the record keeps its expiry).
+///
+/// A deadline at or before the claim time is what marks a claim abandoned
+/// ([`abandoned`]): a lease is never shorter than 1 ms, so no claim gets one
+/// otherwise.
+pub(crate) fn abandon(
+    current: Option<&Record>,
+    token: u64,
+    now: Now,
+) -> Result<Record, StaleReason> {
+    let r = held(current, token, now.ms)?;
+    let State::InProgress { boot, claimed_at, .. } = r.state else {
+        unreachable!("held() returns only InProgress records");
+    };
+    // Robust against a clock stepped back after the claim: still at or
+    // before both the claim and now.
+    let lease_deadline = claimed_at.min(now.ms);
+    Ok(Record { state: State::InProgress { token, boot, claimed_at, lease_deadline }, ..r.clone() })
+}
+
+/// Whether `r` is a claim its holder abandoned (see [`abandon`]).
+#[cfg(test)]
+pub(crate) fn abandoned(r: &Record) -> bool {
+    matches!(r.state, State::InProgress { claimed_at, lease_deadline, .. } if lease_deadline <= claimed_at)
 }
 
 /// Moves the lease deadline of `token` to `now + lease_ms`.
@@ -237,7 +271,7 @@ mod tests {
     #[test]
     fn completed_replays_and_expires() {
         let (r, _) = acquire(None, &params(0), 1);
-        let done = complete(Some(&r), 1, Now::at(10), b"resp").unwrap();
+        let done = complete(Some(&r), 1, Now::at(10), b"resp", BodyFormat::Bytes).unwrap();
         assert_eq!(done.expires_at, 10 + KEEP);
         assert_eq!(claim(Some(&done), &params(20)), ClaimDecision::Replay);
         let (again, _) = acquire(Some(&done), &params(10 + KEEP), 2);
@@ -271,16 +305,22 @@ mod tests {
         let (r1, _) = acquire(None, &params(0), 1);
         let (r2, _) = acquire(Some(&r1), &params(LEASE + 1), 2);
         assert_eq!(
-            complete(Some(&r2), 1, Now::at(LEASE + 2), b"x"),
+            complete(Some(&r2), 1, Now::at(LEASE + 2), b"x", BodyFormat::Bytes),
             Err(StaleReason::Superseded { current: 2 })
         );
-        let done = complete(Some(&r2), 2, Now::at(LEASE + 3), b"y").unwrap();
-        assert_eq!(complete(Some(&done), 2, Now::at(LEASE + 4), b"z"), Err(StaleReason::Finished));
+        let done = complete(Some(&r2), 2, Now::at(LEASE + 3), b"y", BodyFormat::Bytes).unwrap();
         assert_eq!(
-            complete(Some(&done), 1, Now::at(LEASE + 4), b"z"),
+            complete(Some(&done), 2, Now::at(LEASE + 4), b"z", BodyFormat::Bytes),
+            Err(StaleReason::Finished)
+        );
+        assert_eq!(
+            complete(Some(&done), 1, Now::at(LEASE + 4), b"z", BodyFormat::Bytes),
             Err(StaleReason::Superseded { current: 2 })
         );
-        assert_eq!(complete(None, 2, Now::at(0), b"z"), Err(StaleReason::Missing));
+        assert_eq!(
+            complete(None, 2, Now::at(0), b"z", BodyFormat::Bytes),
+            Err(StaleReason::Missing)
+        );
     }
 
     #[test]
@@ -294,8 +334,39 @@ mod tests {
         assert_eq!(release(Some(&idle), 2, Now::at(8)), Err(StaleReason::Finished));
         let (r3, _) = acquire(Some(&idle), &params(8), 3);
         assert_eq!(r3.attempts, 3);
-        let failed = fail_terminal(Some(&r3), 3, Now::at(9), b"bad").unwrap();
+        let failed = fail_terminal(Some(&r3), 3, Now::at(9), b"bad", BodyFormat::Bytes).unwrap();
         assert_eq!(claim(Some(&failed), &params(10)), ClaimDecision::Replay);
+    }
+
+    #[test]
+    fn abandoned_claim_is_an_orphan_at_once_for_every_clock_step() {
+        // Abandoned at, before (clock stepped back) and long after the claim.
+        for (claimed, at) in [(100, 100), (100, 101), (100, 40), (100, 100 + LEASE - 1)] {
+            let (r, _) = acquire(None, &params(claimed), 1);
+            let a = abandon(Some(&r), 1, Now::at(at)).unwrap();
+            assert!(abandoned(&a));
+            assert!(!abandoned(&r), "a fresh claim is not abandoned");
+            assert_eq!(a.expires_at, r.expires_at, "the expiry is kept");
+            for now in [at.min(claimed), claimed, at, claimed + 1] {
+                let (next, recovered) = acquire(Some(&a), &params(now), 2);
+                assert!(recovered, "claimed {claimed}, abandoned {at}, claim at {now}");
+                assert_eq!(next.attempts, 2);
+            }
+            assert_eq!(
+                abandon(Some(&a), 7, Now::at(at)),
+                Err(StaleReason::Superseded { current: 1 })
+            );
+            // The abandoning holder's later calls are fenced by the next claim.
+            let (next, _) = acquire(Some(&a), &params(at.max(claimed)), 2);
+            assert_eq!(
+                complete(Some(&next), 1, Now::at(at), b"x", BodyFormat::Bytes),
+                Err(StaleReason::Superseded { current: 2 })
+            );
+        }
+        let (r, _) = acquire(None, &params(0), 1);
+        let done = complete(Some(&r), 1, Now::at(1), b"x", BodyFormat::Json).unwrap();
+        assert_eq!(abandon(Some(&done), 1, Now::at(2)), Err(StaleReason::Finished));
+        assert_eq!(abandon(None, 1, Now::at(2)), Err(StaleReason::Missing));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Embedded;
-use crate::core::backend::{Backend, ClaimRequest, Claimed, Op};
+use crate::core::backend::{Backend, ClaimRequest, Claimed, Op, Ticket};
 use crate::core::{Record, RecoveryReport, VerifyReport};
 use crate::error::Result;
 use crate::key::Key;
@@ -30,12 +30,52 @@ impl Backend for EmbeddedBackend {
         self.0.engine.boot()
     }
 
-    fn claim(&self, req: &ClaimRequest<'_>) -> Result<Claimed> {
-        self.0.claim_key(req)
+    fn claim(&self, req: &ClaimRequest<'_>) -> Result<(Claimed, Ticket)> {
+        self.0.claim_key(req).map(|(c, seq)| (c, Ticket(seq)))
     }
 
-    fn transition(&self, key: &Key, store_id: u64, token: u64, op: Op<'_>) -> Result<Arc<Record>> {
-        self.0.transition_key(key, store_id, token, op)
+    fn transition(
+        &self,
+        key: &Key,
+        store_id: u64,
+        token: u64,
+        op: Op<'_>,
+    ) -> Result<(Arc<Record>, Ticket)> {
+        self.0.transition_key(key, store_id, token, op, true).map(|(r, seq)| (r, Ticket(seq)))
+    }
+
+    fn abandon(&self, key: &Key, store_id: u64, token: u64) {
+        // No backpressure wait and no settle: the append is an in-memory
+        // encode under the key's stripe lock.
+        let _ = self.0.transition_key(key, store_id, token, Op::Abandon, false);
+    }
+
+    fn settle(&self, ticket: Ticket) -> Result<()> {
+        self.0.engine.settle(ticket.0)
+    }
+
+    fn settled(&self, ticket: Ticket) -> Result<bool> {
+        self.0.engine.settled(ticket.0)
+    }
+
+    fn listen_settled(&self) -> event_listener::EventListener {
+        self.0.engine.listen_durable()
+    }
+
+    fn request_flush(&self) -> Result<Ticket> {
+        self.0.engine.request_flush().map(Ticket)
+    }
+
+    fn durable_to(&self, ticket: Ticket) -> Result<bool> {
+        self.0.engine.durable_to(ticket.0)
+    }
+
+    fn begin_batch(&self) {
+        self.0.engine.hold_start();
+    }
+
+    fn end_batch(&self) {
+        self.0.engine.hold_end();
     }
 
     fn get(&self, key: &Key) -> Result<Option<Arc<Record>>> {

@@ -54,11 +54,12 @@ fn count(c: &mut ShardCounters, namespace: &[u8], which: &[Counter]) {
 /// The counter of a successful transition.
 pub(super) fn counter_of(op: &Op<'_>) -> Counter {
     match op {
-        Op::Complete(_) => Counter::Completions,
-        Op::FailTerminal(_) => Counter::FailuresTerminal,
+        Op::Complete(..) => Counter::Completions,
+        Op::FailTerminal(..) => Counter::FailuresTerminal,
         Op::FailRetryable => Counter::FailuresRetryable,
         Op::Release => Counter::Releases,
         Op::Extend { .. } => Counter::Extensions,
+        Op::Abandon => Counter::Abandons,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The embedded backend's per-key calls: claim, the fenced transitions, get,
-//! remove and import. Each runs under its key's stripe lock, appends at most
-//! one mutation there, and waits for durability after releasing it.
+//! remove and import. Each runs under its key's stripe lock and appends at
+//! most one mutation there. Claims and transitions return the sequence number
+//! their answer rests on, for the caller to settle (wait for its fsync, or
+//! await it); the others settle it themselves after releasing the lock.
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use super::{Embedded, internal};
 use crate::clock::Now;
 use crate::core::backend::{ClaimRequest, Claimed, Op, Waiter, run_op};
 use crate::core::{self, ClaimDecision, ClaimParams, Record, State};
+use crate::engine::Seq;
 use crate::error::{Error, Result, StaleReason};
 use crate::key::Key;
 use crate::metrics::Counter;
@@ -16,7 +19,7 @@ use crate::metrics::Counter;
 impl Embedded {
     /// The front has refused a closed or poisoned store already (before
     /// checking input); an acquiring claim's append refuses both again.
-    pub(super) fn claim_key(&self, req: &ClaimRequest<'_>) -> Result<Claimed> {
+    pub(super) fn claim_key(&self, req: &ClaimRequest<'_>) -> Result<(Claimed, Seq)> {
         let e = &*self.engine;
         let key = self.hash(req.key);
         let ns = req.key.namespace_bytes();
@@ -66,9 +69,8 @@ impl Embedded {
                     let (seq, record, _) = self.write(&mut st, &key, Some(record), false)?;
                     count_acquired(&mut st.counters, ns, attempts, recovered);
                     drop(st);
-                    e.settle(seq)?;
                     let record = record.ok_or_else(|| internal("acquired without record"))?;
-                    return Ok(Claimed::Acquired { record, recovered });
+                    return Ok((Claimed::Acquired { record, recovered }, seq));
                 }
                 ClaimDecision::Replay => current.map(Claimed::Replay),
                 ClaimDecision::Mismatch { stored } => {
@@ -94,18 +96,21 @@ impl Embedded {
                 }
             };
             drop(st);
-            e.settle(seen)?;
-            return answer.ok_or_else(|| internal("a decision on a record found nowhere"));
+            let answer = answer.ok_or_else(|| internal("a decision on a record found nowhere"))?;
+            return Ok((answer, seen));
         }
     }
 
+    /// `throttle: false` (an abandon from a guard's drop) skips the
+    /// backpressure wait: the call never waits for the applier.
     pub(super) fn transition_key(
         &self,
         key: &Key,
         store_id: u64,
         token: u64,
         op: Op<'_>,
-    ) -> Result<Arc<Record>> {
+        throttle: bool,
+    ) -> Result<(Arc<Record>, Seq)> {
         let e = &*self.engine;
         e.check_writable()?;
         let hk = self.hash(key);
@@ -119,14 +124,18 @@ impl Embedded {
                 reason: StaleReason::OtherStore,
             });
         }
-        e.throttle()?;
+        if throttle {
+            e.throttle()?;
+        }
         let (mut st, current, _) = self.lookup(&hk);
         let current = current?;
         let now = Now::of(&*self.clock);
         let record = match run_op(key, token, current.as_deref(), now, op) {
             Ok(r) => r,
             Err(err) => {
-                if matches!(err, Error::StaleLease { .. }) {
+                // An abandon from a guard's drop that finds the key taken
+                // over is not a caller's stale lease.
+                if matches!(err, Error::StaleLease { .. }) && !matches!(op, Op::Abandon) {
                     st.counters.add(ns, Counter::StaleLeases);
                 }
                 return Err(err);
@@ -138,8 +147,7 @@ impl Embedded {
         if let Some(w) = woken {
             w.notify(); // the claim ended: wake its waiters
         }
-        e.settle(seq)?;
-        record.ok_or_else(|| internal("transition without record"))
+        Ok((record.ok_or_else(|| internal("transition without record"))?, seq))
     }
 
     pub(super) fn get_key(&self, key: &Key) -> Result<Option<Arc<Record>>> {

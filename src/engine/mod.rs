@@ -102,6 +102,44 @@ impl Engine {
         if self.durable() && seq > 0 { self.journal.wait_durable(seq) } else { Ok(()) }
     }
 
+    /// Whether [`Engine::settle`] of `seq` would return at once: true in
+    /// `Buffered` mode and once `seq` is durable; `Err` if it never will be.
+    /// Never blocks.
+    #[inline]
+    pub fn settled(&self, seq: Seq) -> Result<bool> {
+        if self.durable() && seq > 0 { self.journal.is_durable(seq) } else { Ok(true) }
+    }
+
+    /// Asks the journal to fsync everything appended so far now, whatever
+    /// the mode; the newest entry's sequence number. Never blocks.
+    pub fn request_flush(&self) -> Result<Seq> {
+        self.check_writable()?;
+        Ok(self.journal.request_flush_upto())
+    }
+
+    /// Whether entry `seq` is durable, whatever the mode. Never blocks.
+    pub fn durable_to(&self, seq: Seq) -> Result<bool> {
+        if seq == 0 { Ok(true) } else { self.journal.is_durable(seq) }
+    }
+
+    /// A listener notified when more entries become durable (or the store
+    /// is poisoned or closed): register, re-check [`Engine::settled`], await.
+    pub fn listen_durable(&self) -> event_listener::EventListener {
+        self.journal.listen_durable()
+    }
+
+    /// Holds the journal's fsync while a batch appends, until
+    /// [`Engine::hold_end`]: the batch's entries share one fsync (a hold
+    /// defers fsyncs by at most `journal::MAX_HOLD`). Never blocks.
+    pub fn hold_start(&self) {
+        self.journal.hold();
+    }
+
+    /// Ends a hold started by [`Engine::hold_start`]. Never blocks.
+    pub fn hold_end(&self) {
+        self.journal.release_hold();
+    }
+
     /// Makes every entry appended so far durable, whatever the mode.
     pub fn flush(&self) -> Result<()> {
         self.journal.flush()

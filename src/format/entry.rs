@@ -188,7 +188,12 @@ mod tests {
             expires_at: 99,
             retention_ms: 50,
             fingerprint: None,
-            state: State::Completed { token: 1, finished_at: 2, body: b"hi"[..].into() },
+            state: State::Completed {
+                token: 1,
+                finished_at: 2,
+                body: b"hi"[..].into(),
+                format: crate::core::BodyFormat::Bytes,
+            },
         };
         Mutation {
             key: b"\x01sx"[..].into(),

@@ -1,12 +1,13 @@
 //! The record: one key's state as stored in sled and carried in journal
-//! frames. Layout (docs/FORMAT.md, "Record", version 1):
+//! frames. Layout (docs/FORMAT.md, "Record", versions 1 and 2):
 //!
 //! ```text
 //! off len field
 //!   0   2 magic        b"IK"
-//!   2   1 version      1
+//!   2   1 version      1, or 2 when the body has a format (bits 1-2)
 //!   3   1 state tag    1 InProgress, 2 Completed, 3 Failed, 4 Idle
-//!   4   1 flags        bit 0: fingerprint present; others 0
+//!   4   1 flags        bit 0: fingerprint present; bits 1-2 (version 2):
+//!                      body format, 1 JSON; others 0
 //!   5   1 idle reason  0 (not Idle), 1 Released, 2 RetryableFailure
 //!   6   2 reserved     0
 //!   8   4 attempts     u32
@@ -26,12 +27,17 @@
 use std::sync::Arc;
 
 use super::{check_trailing_crc, crc, u32_at, u64_at};
-use crate::core::{IdleReason, Record, State};
+use crate::core::{BodyFormat, IdleReason, Record, State};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 
 pub(crate) const MAGIC: [u8; 2] = *b"IK";
-pub(crate) const VERSION: u8 = 1;
+/// The newest version this build writes and reads. Version 1 (no body
+/// format) is still written for every record whose body is plain bytes, so a
+/// store that never uses the typed API stays readable by builds that know
+/// only version 1.
+pub(crate) const VERSION: u8 = 2;
+const VERSION_PLAIN: u8 = 1;
 
 const MAGIC_OFFSET: usize = 0;
 const VERSION_OFFSET: usize = MAGIC_OFFSET + 2;
@@ -60,33 +66,48 @@ const TAG_FAILED: u8 = 3;
 const TAG_IDLE: u8 = 4;
 
 const FLAG_FINGERPRINT: u8 = 1;
+/// Bits 1-2 (version 2): the body format; 0 is never written in version 2.
+const FORMAT_SHIFT: u8 = 1;
+const FORMAT_MASK: u8 = 0b110;
+const FORMAT_JSON: u8 = 1;
 
 /// Encodes a record.
 pub(crate) fn encode(r: &Record) -> Vec<u8> {
-    let (tag, idle, token, t1, t2, boot, body): (u8, u8, u64, u64, u64, u64, &[u8]) = match &r.state
-    {
-        State::InProgress { token, boot, claimed_at, lease_deadline } => {
-            (TAG_IN_PROGRESS, 0, *token, *claimed_at, *lease_deadline, *boot, &[])
+    type Fields<'a> = (u8, u8, u64, u64, u64, u64, &'a [u8], BodyFormat);
+    let (tag, idle, token, t1, t2, boot, body, format): Fields<'_> = match &r.state {
+        State::InProgress { token, boot, claimed_at, lease_deadline } => (
+            TAG_IN_PROGRESS,
+            0,
+            *token,
+            *claimed_at,
+            *lease_deadline,
+            *boot,
+            &[],
+            BodyFormat::Bytes,
+        ),
+        State::Completed { token, finished_at, body, format } => {
+            (TAG_COMPLETED, 0, *token, *finished_at, 0, 0, body, *format)
         }
-        State::Completed { token, finished_at, body } => {
-            (TAG_COMPLETED, 0, *token, *finished_at, 0, 0, body)
-        }
-        State::Failed { token, finished_at, body } => {
-            (TAG_FAILED, 0, *token, *finished_at, 0, 0, body)
+        State::Failed { token, finished_at, body, format } => {
+            (TAG_FAILED, 0, *token, *finished_at, 0, 0, body, *format)
         }
         State::Idle { last_token, since, reason } => {
             let reason = match reason {
                 IdleReason::Released => 1,
                 IdleReason::RetryableFailure => 2,
             };
-            (TAG_IDLE, reason, *last_token, *since, 0, 0, &[])
+            (TAG_IDLE, reason, *last_token, *since, 0, 0, &[], BodyFormat::Bytes)
         }
+    };
+    let (version, format_bits) = match format {
+        BodyFormat::Bytes => (VERSION_PLAIN, 0),
+        BodyFormat::Json => (VERSION, FORMAT_JSON << FORMAT_SHIFT),
     };
     let mut out = Vec::with_capacity(OVERHEAD + body.len());
     out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
+    out.push(version);
     out.push(tag);
-    out.push(if r.fingerprint.is_some() { FLAG_FINGERPRINT } else { 0 });
+    out.push(if r.fingerprint.is_some() { FLAG_FINGERPRINT } else { 0 } | format_bits);
     out.push(idle);
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&r.attempts.to_le_bytes());
@@ -137,7 +158,7 @@ fn decode_inner(b: &[u8]) -> std::result::Result<Record, Invalid> {
     check_trailing_crc(b).map_err(Invalid::Corrupt)?;
     // After the checksum: an intact record of a newer version is not damage.
     let version = b[VERSION_OFFSET];
-    if version != VERSION {
+    if version != VERSION && version != VERSION_PLAIN {
         return Err(Invalid::Version(version));
     }
     if b[RESERVED_OFFSET..RESERVED_OFFSET + 2] != [0, 0] {
@@ -148,10 +169,21 @@ fn decode_inner(b: &[u8]) -> std::result::Result<Record, Invalid> {
         return corrupt(format!("body length {body_len} does not match the size {}", b.len()));
     }
     let flags = b[FLAGS_OFFSET];
-    if flags & !FLAG_FINGERPRINT != 0 {
-        return corrupt(format!("unknown flags {flags:#04x}"));
+    let known =
+        if version == VERSION_PLAIN { FLAG_FINGERPRINT } else { FLAG_FINGERPRINT | FORMAT_MASK };
+    if flags & !known != 0 {
+        return corrupt(format!("unknown flags {flags:#04x} in a version {version} record"));
     }
     let tag = b[TAG_OFFSET];
+    // Canonical: version 2 exactly when a finished record's body has a
+    // format, so that every record re-encodes to the same bytes.
+    let format = match (flags & FORMAT_MASK) >> FORMAT_SHIFT {
+        0 if version == VERSION_PLAIN => BodyFormat::Bytes,
+        FORMAT_JSON if matches!(tag, TAG_COMPLETED | TAG_FAILED) => BodyFormat::Json,
+        0 => return corrupt("a version 2 record without a body format"),
+        FORMAT_JSON => return corrupt(format!("state tag {tag} carries a body format")),
+        other => return corrupt(format!("unknown body format {other}")),
+    };
     if !matches!(tag, TAG_COMPLETED | TAG_FAILED) && body_len != 0 {
         return corrupt(format!("state tag {tag} carries a {body_len}-byte body"));
     }
@@ -173,8 +205,8 @@ fn decode_inner(b: &[u8]) -> std::result::Result<Record, Invalid> {
             claimed_at: t1,
             lease_deadline: u64_at(b, T2_OFFSET),
         },
-        TAG_COMPLETED => State::Completed { token, finished_at: t1, body },
-        TAG_FAILED => State::Failed { token, finished_at: t1, body },
+        TAG_COMPLETED => State::Completed { token, finished_at: t1, body, format },
+        TAG_FAILED => State::Failed { token, finished_at: t1, body, format },
         TAG_IDLE => State::Idle {
             last_token: token,
             since: t1,
@@ -211,8 +243,30 @@ mod tests {
         };
         vec![
             base(State::InProgress { token: 7, boot: 2, claimed_at: 1_500, lease_deadline: 4_000 }),
-            base(State::Completed { token: 8, finished_at: 2_000, body: Arc::from(&b"ok"[..]) }),
-            base(State::Failed { token: 9, finished_at: 2_100, body: Arc::from(&b"no"[..]) }),
+            base(State::Completed {
+                token: 8,
+                finished_at: 2_000,
+                body: Arc::from(&b"ok"[..]),
+                format: BodyFormat::Bytes,
+            }),
+            base(State::Failed {
+                token: 9,
+                finished_at: 2_100,
+                body: Arc::from(&b"no"[..]),
+                format: BodyFormat::Bytes,
+            }),
+            base(State::Completed {
+                token: 10,
+                finished_at: 2_200,
+                body: Arc::from(&br#"{"ok":true}"#[..]),
+                format: BodyFormat::Json,
+            }),
+            base(State::Failed {
+                token: 11,
+                finished_at: 2_300,
+                body: Arc::from(&br#""declined""#[..]),
+                format: BodyFormat::Json,
+            }),
             Record {
                 fingerprint: None,
                 ..base(State::Idle { last_token: 9, since: 3, reason: IdleReason::Released })
@@ -228,17 +282,70 @@ mod tests {
         }
     }
 
-    #[test]
-    fn newer_version_is_unsupported_not_corrupt() {
-        let mut bytes = encode(&samples()[1]);
-        bytes[VERSION_OFFSET] = 2;
+    /// Rewrites byte `at` and fixes the checksum: intact, but changed.
+    fn resealed(mut bytes: Vec<u8>, at: usize, value: u8) -> Vec<u8> {
+        bytes[at] = value;
         let n = bytes.len() - 4;
         let sum = crc(&bytes[..n]);
         bytes[n..].copy_from_slice(&sum.to_le_bytes());
-        assert!(matches!(
-            decode(b"k", &bytes),
-            Err(Error::UnsupportedVersion { found: 2, supported: 1, .. })
-        ));
+        bytes
+    }
+
+    #[test]
+    fn newer_version_is_unsupported_not_corrupt() {
+        for v in [0, 3, 4, 255] {
+            let bytes = resealed(encode(&samples()[1]), VERSION_OFFSET, v);
+            match decode(b"k", &bytes) {
+                Err(Error::UnsupportedVersion { found, supported: 2, .. }) => {
+                    assert_eq!(found, u32::from(v))
+                }
+                other => panic!("version {v}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn version_is_1_for_plain_bodies_and_2_for_typed_ones() {
+        for r in samples() {
+            let typed = matches!(
+                r.state,
+                State::Completed { format: BodyFormat::Json, .. }
+                    | State::Failed { format: BodyFormat::Json, .. }
+            );
+            assert_eq!(encode(&r)[VERSION_OFFSET], if typed { 2 } else { 1 }, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn body_format_bits_are_checked_against_version_and_state() {
+        let s = samples();
+        // Every flags value on a plain and on a typed record: only the
+        // canonical ones decode, and each decoded record re-encodes exactly.
+        for r in [&s[0], &s[1], &s[3], &s[4], &s[5]] {
+            let bytes = encode(r);
+            for flags in 0..=u8::MAX {
+                let b = resealed(bytes.clone(), FLAGS_OFFSET, flags);
+                if let Ok(d) = decode(b"k", &b) {
+                    // Version and format bits survive a re-encode (the
+                    // fingerprint bytes of a cleared flag are not read).
+                    let again = encode(&d);
+                    assert_eq!(again[VERSION_OFFSET], b[VERSION_OFFSET], "{flags:#04x} {r:?}");
+                    assert_eq!(again[FLAGS_OFFSET], flags, "{flags:#04x} of {r:?}");
+                    assert_eq!(decode(b"k", &again).unwrap(), d);
+                } else {
+                    assert!(matches!(decode(b"k", &b), Err(Error::Corrupt { .. })));
+                }
+            }
+        }
+        // A typed body on a state without a body, and version 2 without one.
+        let b = resealed(encode(&s[0]), FLAGS_OFFSET, 1 | (FORMAT_JSON << FORMAT_SHIFT));
+        let b = resealed(b, VERSION_OFFSET, 2);
+        assert!(matches!(decode(b"k", &b), Err(Error::Corrupt { .. })));
+        let b = resealed(encode(&s[1]), VERSION_OFFSET, 2);
+        assert!(matches!(decode(b"k", &b), Err(Error::Corrupt { .. })));
+        // A version 1 record with format bits is damage, not JSON.
+        let b = resealed(encode(&s[1]), FLAGS_OFFSET, 1 | (FORMAT_JSON << FORMAT_SHIFT));
+        assert!(matches!(decode(b"k", &b), Err(Error::Corrupt { .. })));
     }
 
     #[test]

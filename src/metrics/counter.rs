@@ -61,6 +61,9 @@ macro_rules! with_counters {
             Removals = 14, removals, "removals", "Records removed by hand.";
             /// Lease extensions.
             Extensions = 15, extensions, "extensions", "Lease extensions.";
+            /// Claims abandoned by their holder without an outcome (a guard dropped
+            /// unfinished, a panic, a cancelled future): the next claimer reconciles.
+            Abandons = 16, abandons, "abandons", "Claims abandoned without an outcome.";
         }
     };
 }
@@ -178,6 +181,7 @@ mod tests {
             (Counter::Waits, 13),
             (Counter::Removals, 14),
             (Counter::Extensions, 15),
+            (Counter::Abandons, 16),
         ];
         assert_eq!(COUNTERS, pinned.len());
         for (c, i) in pinned {

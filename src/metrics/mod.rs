@@ -11,10 +11,12 @@
 //!   persisted index (docs/FORMAT.md, "Counters") — and [`ShardCounters`];
 //! - `histogram`: the atomic log-linear histogram and its [`Latency`] summary;
 //! - `registry`: [`Metrics`], the store-wide instruments, and claim sampling;
+//! - `estimate`: recent processing times per namespace, for `retry_after`;
 //! - `stats`: the public [`NamespaceStats`] and [`Stats`];
 //! - `prometheus`: [`Stats::to_prometheus`].
 
 mod counter;
+mod estimate;
 mod histogram;
 mod prometheus;
 mod registry;
@@ -22,6 +24,7 @@ mod stats;
 
 // Every item `crate::metrics` had before it was split stays at its path.
 pub(crate) use counter::{COUNTERS, Counter, ShardCounters, add_counts};
+pub(crate) use estimate::retry_after_ms;
 pub use histogram::Latency;
 pub(crate) use registry::{Metrics, sampled};
 pub use stats::{NamespaceStats, Stats};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::counter::COUNTERS;
+use super::estimate::ProcessingTimes;
 use super::histogram::Histogram;
 use super::stats::{NamespaceStats, Stats};
 
@@ -18,6 +19,8 @@ pub(crate) struct NsLatency {
     pub claim_ns: Histogram,
     /// First claim to completion of each completed event, in milliseconds.
     pub event_ms: Histogram,
+    /// Recent claim-to-completion times of one attempt (`retry_after`).
+    pub processing: ProcessingTimes,
 }
 
 /// One claim in this many is timed: the clock reads and the shared

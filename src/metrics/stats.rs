@@ -104,6 +104,7 @@ mod tests {
         let s = NamespaceStats::of(&counts, &l);
         // The public field names, pinned: each one is its counter's.
         let expected = NamespaceStats {
+            abandons: 170,
             claims: 10,
             acquired: 20,
             replayed: 30,

@@ -1,43 +1,59 @@
 //! The public front: the `Store` handle and its lifecycle, input and policy
-//! checks, waiting, the public answers, latency metrics and the audit log,
-//! over a backend (`crate::core::backend`; today the embedded engine). The
-//! rules themselves live in [`crate::core`].
-//!
-//! # Which calls block
-//! Every call takes one stripe lock for a few microseconds. In
-//! `Durability::Durable`, a transition (claim that acquires, complete, fail,
-//! extend, release, remove) also waits for its journal fsync — concurrent
-//! callers share one fsync — and an answer based on a transition that is not
-//! yet durable waits for it too, so no caller ever acts on state a crash could
-//! undo. [`Store::wait`] blocks up to its timeout. From async code, run these
-//! calls in `spawn_blocking` (or accept a sub-millisecond block in `Buffered`).
+//! checks, claiming and waiting (sync and async), the guard, batches,
+//! `run_once`, typed bodies, the public answers, latency metrics and the
+//! audit log, over a backend (`crate::core::backend`; today the embedded
+//! engine). The rules themselves live in [`crate::core`].
 
 mod admin;
+mod batch;
+mod claim;
+mod codec;
+mod guard;
 mod maintenance;
+mod run_once;
+mod transitions;
 mod types;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 pub use admin::ExportedRecord;
+#[cfg(feature = "serde")]
+pub use codec::Json;
+pub use codec::{Body, Codec};
+pub use guard::Guard;
+pub use run_once::{Attempt, Fail, RunOnce};
 pub use types::{Claim, ClaimOptions, Entry, EntryState, Failure, Lease, Outcome, Replay};
 
-use crate::clock::duration_ms;
 use crate::config::Config;
-use crate::core::backend::{Backend, ClaimRequest, Claimed, Op};
+use crate::core::backend::Backend;
 use crate::core::{self, Record, RecoveryReport};
 use crate::embedded::{Embedded, EmbeddedBackend};
 use crate::error::{Error, Result};
-use crate::fingerprint::Fingerprint;
 use crate::key::Key;
 use crate::metrics::{Metrics, Stats};
 
 /// An idempotency store. Cheap to clone (one `Arc`), `Send + Sync`; every
 /// clone is the same store. The store closes when the last clone is dropped
-/// (or at [`Store::close`]), after writing out and checkpointing everything.
+/// (or at [`Store::close`]), after writing out and checkpointing everything;
+/// a [`Guard`] holds a clone, so the last guard may be what closes it.
 /// After a close, every call on any clone returns [`Error::Closed`] except
 /// the accessors `config`, `recovery_report` and `stats`.
+///
+/// # Which calls block
+/// Every call takes one stripe lock for a few microseconds. In
+/// `Durability::Durable`, a transition (a claim that acquires, `complete`,
+/// `fail`, `extend`, `release`, `remove`) also waits for its journal fsync —
+/// concurrent callers share one fsync, a batch shares one — and an answer
+/// based on a transition that is not yet durable waits for it too, so no
+/// caller ever acts on state a crash could undo. [`Store::wait`] blocks up to
+/// its timeout. From async code use the `_async` forms
+/// ([`Store::claim_async`], [`Store::wait_async`], [`Guard::complete_async`],
+/// [`Store::run_once_async`], [`Store::claim_batch_async`], …), which await
+/// those waits instead of blocking a thread; `get`, `remove`, the
+/// maintenance calls and `close` stay blocking (run them in
+/// `spawn_blocking`, or accept a sub-millisecond block in `Buffered`).
+/// Dropping a guard, and [`Store::abandon`], never block.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -50,6 +66,12 @@ struct Inner {
     metrics: Metrics,
     backend: Box<dyn Backend>,
 }
+
+// A caller's panic never runs inside the store's critical sections (no user
+// code does), so it cannot leave the store half-changed: a `Store` (and a
+// `Guard`, whose drop abandons its claim) may cross `catch_unwind`.
+impl std::panic::UnwindSafe for Store {}
+impl std::panic::RefUnwindSafe for Store {}
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,204 +106,6 @@ impl Store {
 
     fn backend(&self) -> &dyn Backend {
         &*self.inner.backend
-    }
-
-    /// Claims `key` for processing: see [`Claim`] for the four answers.
-    ///
-    /// # Concurrent calls on the same key
-    /// Atomic: of any number of concurrent claimers of one key, exactly one
-    /// gets `Acquired`; the others get `InFlight` (or `Replay` once it is
-    /// finished). A fingerprint that differs from the stored one gets
-    /// `Mismatch` and changes nothing; `None` skips the check.
-    ///
-    /// ```
-    /// use idemkv::{Claim, Fingerprint, Key, Store};
-    /// let dir = tempfile::tempdir()?;
-    /// let store = Store::open(dir.path())?;
-    /// let key = Key::new("stripe", "evt_1")?;
-    /// let Claim::Acquired(lease) = store.claim(&key, Fingerprint::of(b"body"))? else {
-    ///     unreachable!("a new key is acquired");
-    /// };
-    /// store.complete(&lease, b"200 OK")?;
-    /// match store.claim(&key, Fingerprint::of(b"body"))? {
-    ///     Claim::Replay(done) => assert_eq!(done.response(), b"200 OK"),
-    ///     other => panic!("{other:?}"),
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn claim(&self, key: &Key, fingerprint: impl Into<Option<Fingerprint>>) -> Result<Claim> {
-        self.claim_inner(key, fingerprint.into(), &ClaimOptions::default(), None)
-    }
-
-    /// [`Store::claim`] with per-call lease and retention.
-    pub fn claim_with(
-        &self,
-        key: &Key,
-        fingerprint: impl Into<Option<Fingerprint>>,
-        options: &ClaimOptions,
-    ) -> Result<Claim> {
-        self.claim_inner(key, fingerprint.into(), options, None)
-    }
-
-    /// Claims `key`, and while another holder has it in flight, waits for that
-    /// holder to finish — up to `timeout`, measured on the monotonic clock and
-    /// honoured to the nanosecond (zero: do not wait; a timeout too long to
-    /// represent as an `Instant`, such as `Duration::MAX`: no limit). Returns `Replay` when the holder
-    /// completes or fails terminally, `Acquired` when it releases, fails
-    /// retryably or its lease runs out, and `InFlight` if the timeout passes
-    /// first. Woken by the holder's transition (each key has its own
-    /// waiters), not by polling.
-    pub fn wait(
-        &self,
-        key: &Key,
-        fingerprint: impl Into<Option<Fingerprint>>,
-        timeout: Duration,
-    ) -> Result<Claim> {
-        self.claim_inner(key, fingerprint.into(), &ClaimOptions::default(), Some(deadline(timeout)))
-    }
-
-    /// [`Store::wait`] with per-call lease and retention, used if it acquires.
-    pub fn wait_with(
-        &self,
-        key: &Key,
-        fingerprint: impl Into<Option<Fingerprint>>,
-        options: &ClaimOptions,
-        timeout: Duration,
-    ) -> Result<Claim> {
-        self.claim_inner(key, fingerprint.into(), options, Some(deadline(timeout)))
-    }
-
-    fn claim_inner(
-        &self,
-        key: &Key,
-        fingerprint: Option<Fingerprint>,
-        options: &ClaimOptions,
-        wait_until: Option<Option<Instant>>,
-    ) -> Result<Claim> {
-        let started = crate::metrics::sampled().then(Instant::now);
-        let b = self.backend();
-        b.check_writable()?;
-        let policy = self.inner.config.policy(key.namespace());
-        let (lease_ms, retention_ms) = if options.lease.is_none() && options.retention.is_none() {
-            // The namespace's policy, checked when the store opened.
-            policy.checked_ms()
-        } else {
-            let lease = options.lease.unwrap_or(policy.lease_duration());
-            let retention = options.retention.unwrap_or(policy.retention_duration());
-            // The duration rule (crate::clock): checked, rounded up to whole ms.
-            policy.check("claim options", lease, retention)?
-        };
-        let mut req = ClaimRequest {
-            key,
-            fingerprint,
-            lease_ms,
-            retention_ms,
-            wait: false,
-            count_wait: wait_until.is_some(),
-        };
-        // `Some(None)`: a wait without limit (a timeout too long to represent).
-        let until = wait_until.flatten();
-        let claimed = loop {
-            req.wait = match wait_until {
-                None => false,
-                Some(None) => true,
-                Some(Some(u)) => Instant::now() < u,
-            };
-            let claimed = b.claim(&req)?;
-            req.count_wait = false;
-            let Claimed::InFlight { retry_after_ms, waiter: Some(waiter), .. } = claimed else {
-                break claimed;
-            };
-            // Wake when the holder ends, when its lease runs out, or at the
-            // caller's deadline, whichever comes first.
-            let lease_end =
-                Instant::now().checked_add(Duration::from_millis(retry_after_ms.saturating_add(1)));
-            let wake_at = match (until, lease_end) {
-                (Some(u), Some(l)) => Some(u.min(l)),
-                (u, l) => u.or(l),
-            };
-            waiter.wait_until(wake_at);
-            // Woken by close (or poisoning): stop waiting.
-            b.check_writable()?;
-        };
-        let claim = match &claimed {
-            Claimed::Acquired { record, recovered } => Claim::Acquired(Lease {
-                store: b.store_id(),
-                key: key.clone(),
-                token: token_of(record),
-                attempt: record.attempts,
-                deadline: lease_deadline(record),
-                recovered: *recovered,
-            }),
-            Claimed::Replay(record) => Claim::Replay(
-                Replay::from_record(record).ok_or_else(|| internal("replay without outcome"))?,
-            ),
-            Claimed::Mismatch { fingerprint, .. } => Claim::Mismatch { stored: *fingerprint },
-            Claimed::InFlight { retry_after_ms, attempt, .. } => Claim::InFlight {
-                retry_after: Duration::from_millis(*retry_after_ms),
-                attempt: *attempt,
-            },
-        };
-        audit(key, &claim, claimed.record());
-        if let Some(started) = started {
-            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            self.inner.metrics.latency(key.namespace()).claim_ns.record(ns);
-        }
-        Ok(claim)
-    }
-
-    /// Runs one fenced transition of `lease`'s key.
-    fn transition(&self, lease: &Lease, op: Op<'_>) -> Result<Arc<Record>> {
-        self.backend().transition(&lease.key, lease.store, lease.token, op)
-    }
-
-    /// Completes the claim with `response`, which every later claim of the key
-    /// gets back byte for byte until the record expires (retention counts
-    /// from now).
-    ///
-    /// Fails with [`Error::StaleLease`] if the key was re-acquired by a newer
-    /// claim, already finished, or removed — and then changes nothing. A lease
-    /// past its deadline still completes if nobody took the key over.
-    pub fn complete(&self, lease: &Lease, response: &[u8]) -> Result<()> {
-        self.check_size(response)?;
-        let r = self.transition(lease, Op::Complete(response))?;
-        let took = finished_at(&r).saturating_sub(r.created_at);
-        self.inner.metrics.latency(lease.key.namespace()).event_ms.record(took);
-        Ok(())
-    }
-
-    /// Ends the claim without a response: `Retryable` makes the key claimable
-    /// again (attempt count kept); `Terminal(payload)` stores the payload and
-    /// replays it to every later claim. Fenced like [`Store::complete`].
-    pub fn fail(&self, lease: &Lease, failure: Failure<'_>) -> Result<()> {
-        match failure {
-            Failure::Retryable => self.transition(lease, Op::FailRetryable).map(drop),
-            Failure::Terminal(payload) => {
-                self.check_size(payload)?;
-                self.transition(lease, Op::FailTerminal(payload)).map(drop)
-            }
-        }
-    }
-
-    /// Gives the key back without an outcome; the next claim acquires it
-    /// (with `recovered = false`). Fenced like [`Store::complete`].
-    pub fn release(&self, lease: &Lease) -> Result<()> {
-        self.transition(lease, Op::Release).map(drop)
-    }
-
-    /// Moves the lease deadline to `now + by`, for side effects that take
-    /// longer than the lease. Fenced like [`Store::complete`].
-    ///
-    /// `by` is rounded up to whole milliseconds (the duration rule of
-    /// [`Policy`](crate::Policy)). It may not be zero, longer than
-    /// [`MAX_DURATION`](crate::MAX_DURATION), nor longer than the retention
-    /// the key was claimed with (`Error::InvalidConfig`, nothing changed).
-    pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
-        self.backend().check_open()?; // closed comes before bad input
-        let by_ms = duration_ms(&"extend: the lease", by)?;
-        let r = self.transition(lease, Op::Extend { by_ms })?;
-        lease.deadline = lease_deadline(&r);
-        Ok(())
     }
 
     /// The key's record, or `None` if there is none or it has expired.
@@ -411,11 +235,6 @@ fn finished_at(r: &Record) -> u64 {
         }
         _ => 0,
     }
-}
-
-/// The instant `timeout` from now, or `None` when it cannot be represented.
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 fn token_of(r: &Record) -> u64 {

@@ -3,22 +3,31 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::codec::Codec;
+use super::guard::Guard;
 use crate::clock::{Millis, to_system_time};
-use crate::core::{IdleReason, Record, State};
+use crate::core::{BodyFormat, IdleReason, Record, State};
 use crate::fingerprint::Fingerprint;
 use crate::key::Key;
 
 /// The answer to a claim: exactly one of four outcomes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[must_use = "a claim tells you whether to run the side effect"]
 pub enum Claim {
-    /// You hold the key: run the side effect, then `complete` or `fail` the lease.
-    Acquired(Lease),
+    /// You hold the key: run the side effect, then finish the [`Guard`]
+    /// (`complete`, `fail` or `release`). Dropping it unfinished abandons the
+    /// claim: the next claimer acquires at once, with `recovered() == true`.
+    Acquired(Guard),
     /// The key is finished: return the stored outcome, do not run the side effect.
     Replay(Replay),
-    /// Another holder's lease is live. Retry after `retry_after`, or `wait`.
+    /// Another holder has the key. Retry after `retry_after`, or `wait`.
     InFlight {
-        /// Time left on the holder's lease.
+        /// When the holder will probably have finished: the namespace's
+        /// recent 90th-percentile processing time minus the time the holder
+        /// has run so far (a quarter of that p90 once it has run longer),
+        /// never beyond the holder's lease; the time left on the lease while
+        /// this process has seen fewer than 8 completions in the namespace.
+        /// At least 1 ms.
         retry_after: Duration,
         /// The holder's attempt number.
         attempt: u32,
@@ -32,22 +41,31 @@ pub enum Claim {
 }
 
 impl Claim {
-    /// The lease, if this claim acquired the key.
-    pub fn into_lease(self) -> Option<Lease> {
+    /// The guard, if this claim acquired the key.
+    pub fn into_guard(self) -> Option<Guard> {
         match self {
-            Claim::Acquired(lease) => Some(lease),
+            Claim::Acquired(guard) => Some(guard),
             _ => None,
         }
     }
+
+    /// The lease, detached from its guard, if this claim acquired the key
+    /// (see [`Guard::into_lease`]: dropping a detached lease does nothing).
+    pub fn into_lease(self) -> Option<Lease> {
+        self.into_guard().map(Guard::into_lease)
+    }
 }
 
-/// Proof of holding a key: a fencing token, the attempt number and the
-/// lease deadline. `complete`, `fail`, `extend` and `release` check the token,
-/// so a holder whose lease expired and was taken over cannot overwrite the
-/// newer holder's result.
+/// Proof of holding a key, detached from its [`Guard`]: a fencing token, the
+/// attempt number and the lease deadline. [`Store::complete`],
+/// [`Store::fail`], [`Store::extend`], [`Store::release`] and
+/// [`Store::abandon`] check the token, so a holder whose lease expired and was
+/// taken over cannot overwrite the newer holder's result;
+/// [`Store::adopt`] turns it back into a guard.
 ///
-/// Dropping a lease changes nothing: the claim stays until its deadline.
-/// Call [`Store::release`](crate::Store::release) to give the key back early.
+/// Dropping a lease changes nothing: the claim stays until its deadline. It
+/// is `Clone` for handing over (a clone presented after the first one
+/// finished is refused as stale).
 ///
 /// A lease is valid only with the open store that issued it: it carries that
 /// open's random identity. Presented to another data directory, to a copy of
@@ -55,6 +73,13 @@ impl Claim {
 /// (after close or a restart), it is refused with
 /// [`StaleReason::OtherStore`](crate::StaleReason::OtherStore) and changes
 /// nothing. A claim whose process ended is an orphan: claim the key again.
+///
+/// [`Store::complete`]: crate::Store::complete
+/// [`Store::fail`]: crate::Store::fail
+/// [`Store::extend`]: crate::Store::extend
+/// [`Store::release`]: crate::Store::release
+/// [`Store::abandon`]: crate::Store::abandon
+/// [`Store::adopt`]: crate::Store::adopt
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The issuing open store's random identity.
@@ -64,6 +89,8 @@ pub struct Lease {
     pub(crate) attempt: u32,
     pub(crate) deadline: Millis,
     pub(crate) recovered: bool,
+    /// When this attempt was claimed (its processing time, for estimates).
+    pub(crate) claimed_at: Millis,
 }
 
 impl Lease {
@@ -89,8 +116,9 @@ impl Lease {
         to_system_time(self.deadline)
     }
 
-    /// True when an earlier attempt was orphaned — its lease expired or its
-    /// process crashed — so part of its side effect may have happened:
+    /// True when an earlier attempt was orphaned — abandoned by its holder
+    /// (a dropped guard, a panic, a cancelled future), its lease expired or
+    /// its process crashed — so part of its side effect may have happened:
     /// reconcile before redoing it.
     pub fn recovered(&self) -> bool {
         self.recovered
@@ -99,6 +127,7 @@ impl Lease {
 
 /// How a finished key ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Completed; the body is the response.
     Completed,
@@ -111,6 +140,7 @@ pub enum Outcome {
 pub struct Replay {
     outcome: Outcome,
     body: Arc<[u8]>,
+    format: BodyFormat,
     first_claimed_at: Millis,
     finished_at: Millis,
     attempts: u32,
@@ -119,18 +149,19 @@ pub struct Replay {
 
 impl Replay {
     pub(crate) fn from_record(r: &Record) -> Option<Replay> {
-        let (outcome, token, finished_at, body) = match &r.state {
-            State::Completed { token, finished_at, body } => {
-                (Outcome::Completed, *token, *finished_at, body)
+        let (outcome, token, finished_at, body, format) = match &r.state {
+            State::Completed { token, finished_at, body, format } => {
+                (Outcome::Completed, *token, *finished_at, body, *format)
             }
-            State::Failed { token, finished_at, body } => {
-                (Outcome::Failed, *token, *finished_at, body)
+            State::Failed { token, finished_at, body, format } => {
+                (Outcome::Failed, *token, *finished_at, body, *format)
             }
             _ => return None,
         };
         Some(Replay {
             outcome,
             body: body.clone(),
+            format,
             first_claimed_at: r.created_at,
             finished_at,
             attempts: r.attempts,
@@ -142,6 +173,29 @@ impl Replay {
     /// of a failed one. Byte-identical to what was stored.
     pub fn response(&self) -> &[u8] {
         &self.body
+    }
+
+    /// The stored bytes, shared (no copy).
+    pub fn body(&self) -> Arc<[u8]> {
+        self.body.clone()
+    }
+
+    /// How the body was stored: plain bytes, or JSON by the typed API.
+    pub fn format(&self) -> BodyFormat {
+        self.format
+    }
+
+    /// The body decoded as `C` (see [`Codec`]). Fails with
+    /// [`Error::Codec`](crate::Error::Codec) if it is not a valid `C`.
+    pub fn decode<C: Codec>(&self) -> crate::Result<C> {
+        C::decode(&self.body)
+    }
+
+    /// The body decoded from JSON as `T` (the `serde` feature). Fails with
+    /// [`Error::Codec`](crate::Error::Codec) if it is not a `T` in JSON.
+    #[cfg(feature = "serde")]
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        super::codec::from_json(&self.body)
     }
 
     /// Completed or failed.
@@ -180,7 +234,8 @@ impl Replay {
 pub enum Failure<'a> {
     /// Try again later: the key becomes claimable, attempt count kept.
     Retryable,
-    /// Give up: the payload is stored and replayed to every later claim.
+    /// Give up: the payload is stored and replayed to every later claim
+    /// (for a typed payload, see [`Guard::fail_terminal`]).
     Terminal(&'a [u8]),
 }
 
@@ -194,6 +249,7 @@ pub enum Failure<'a> {
 pub struct ClaimOptions {
     pub(crate) lease: Option<Duration>,
     pub(crate) retention: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
 }
 
 impl ClaimOptions {
@@ -214,10 +270,20 @@ impl ClaimOptions {
         self.retention = Some(retention);
         self
     }
+
+    /// While another holder has the key in flight, wait up to `timeout` for
+    /// it to finish (as [`Store::wait`](crate::Store::wait) does) instead of
+    /// answering `InFlight` at once. Zero: do not wait; `Duration::MAX`: no
+    /// limit.
+    pub fn wait(mut self, timeout: Duration) -> Self {
+        self.wait = Some(timeout);
+        self
+    }
 }
 
 /// The state of a key as seen by [`Store::get`](crate::Store::get).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EntryState {
     /// Claimed and being worked on (or orphaned, see `orphaned`).
     InProgress {
@@ -227,8 +293,9 @@ pub enum EntryState {
         claimed_at: SystemTime,
         /// When the lease runs out.
         lease_deadline: SystemTime,
-        /// True when the lease has expired or the holder's process is gone:
-        /// the next claim acquires it with `recovered = true`.
+        /// True when the lease has expired, the holder abandoned it or the
+        /// holder's process is gone: the next claim acquires it with
+        /// `recovered = true`.
         orphaned: bool,
     },
     /// Finished; the stored outcome.
@@ -244,6 +311,7 @@ pub enum EntryState {
 
 /// A key's stored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Entry {
     /// The key.
     pub key: Key,

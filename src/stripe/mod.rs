@@ -302,7 +302,12 @@ mod tests {
             expires_at: u64::MAX,
             retention_ms: 1,
             fingerprint: None,
-            state: State::Completed { token: n, finished_at: n, body: Arc::from(&b"ok"[..]) },
+            state: State::Completed {
+                token: n,
+                finished_at: n,
+                body: Arc::from(&b"ok"[..]),
+                format: crate::core::BodyFormat::Bytes,
+            },
         }
     }
 

@@ -189,11 +189,14 @@ pub fn check(data: &[u8]) -> Result<(), String> {
                     Some(State::InProgress { token, .. }) => *token,
                     _ => next_token.saturating_sub(1),
                 };
+                let format =
+                    if arg & 1 == 0 { core::BodyFormat::Bytes } else { core::BodyFormat::Json };
                 let next = match code {
-                    2 => core::complete(current, token, t, &[arg; 3]),
+                    2 => core::complete(current, token, t, &[arg; 3], format),
                     3 => core::fail_retryable(current, token, t),
-                    4 => core::release(current, token, t),
-                    _ => core::fail_terminal(current, token, t, &[arg]),
+                    4 if arg & 1 == 0 => core::release(current, token, t),
+                    4 => core::abandon(current, token, t),
+                    _ => core::fail_terminal(current, token, t, &[arg], format),
                 };
                 if let Ok(r) = next {
                     model.insert(k, r.clone());

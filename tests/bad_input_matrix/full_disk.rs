@@ -20,7 +20,7 @@ fn fill(store: &Store, len: usize, from: usize, to: usize) -> (Vec<String>, Opti
         let id = format!("full-{i}");
         let body = vec![i as u8; len];
         let res = store.claim(&mkey(&id), None).and_then(|c| match c {
-            Claim::Acquired(lease) => store.complete(&lease, &body),
+            Claim::Acquired(lease) => lease.complete(&body),
             other => panic!("{other:?}"),
         });
         match res {

@@ -52,7 +52,7 @@ fn newer_format_versions_are_unsupported_version() -> TestResult {
         .find(|f| f.key == sentinel().as_raw() && f.state_tag() == Some(2))
         .and_then(|f| f.record.clone())
         .ok_or("no completed record of the sentinel in the journal")?;
-    record[2] = 2;
+    record[2] = 3;
     let n = record.len() - 4;
     let sum = crc32(&record[..n]);
     record[n..].copy_from_slice(&sum.to_le_bytes());
@@ -60,10 +60,10 @@ fn newer_format_versions_are_unsupported_version() -> TestResult {
     let lease = acquire(&store, &k, None)?;
     store.complete(&lease, b"now")?;
     store.__corrupt_record(&k, &record)?;
-    refused(store.claim(&k, None), unsupported, &["record", "version 2", "newer idemkv"]);
+    refused(store.claim(&k, None), unsupported, &["record", "version 3", "newer idemkv"]);
     refused(store.get(&k), unsupported, &["record"]);
     let report = store.verify()?;
     assert_eq!(report.corrupt.len(), 1, "{report:?}");
-    assert!(report.corrupt[0].1.contains("version 2"), "{report:?}");
+    assert!(report.corrupt[0].1.contains("version 3"), "{report:?}");
     still_there(&store)
 }

@@ -82,7 +82,7 @@ fn child_traffic(dir: &Path, threads: usize) -> TestResult {
             for n in 0..1_000_000u64 {
                 let id = format!("t{t}-{n}");
                 let lease = match store.claim(&key(&id), Fingerprint::of(&id)) {
-                    Ok(Claim::Acquired(lease)) => lease,
+                    Ok(Claim::Acquired(lease)) => lease.into_lease(),
                     other => {
                         emit(Ack::Result(format!("ERROR claim {id}: {other:?}")));
                         return;

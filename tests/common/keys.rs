@@ -15,7 +15,7 @@ pub fn key(id: impl AsRef<[u8]>) -> Key {
 /// Claims `key` and insists on `Acquired`.
 pub fn acquire(store: &Store, key: &Key, fp: impl Into<Option<Fingerprint>>) -> TestResult<Lease> {
     match store.claim(key, fp)? {
-        Claim::Acquired(lease) => Ok(lease),
+        Claim::Acquired(lease) => Ok(lease.into_lease()),
         other => Err(format!("expected Acquired for {key}, got {other:?}").into()),
     }
 }

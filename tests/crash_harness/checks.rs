@@ -41,7 +41,7 @@ fn check_key(
 ) -> Result<Option<Lease>, String> {
     let k = m.keys.get(id).cloned().unwrap_or_default();
     m.stats.checks += 1;
-    let acquired = |c: &Claim, attempts: &[u32], recovered: &[bool]| -> Result<Lease, String> {
+    let acquired = |c: Claim, attempts: &[u32], recovered: &[bool]| -> Result<Lease, String> {
         match c {
             Claim::Acquired(l)
                 if attempts.contains(&l.attempt()) && recovered.contains(&l.recovered()) =>
@@ -49,7 +49,7 @@ fn check_key(
                 ensure(l.token() > max_before, || {
                     format!("{id}: new token {} not above {max_before} seen before", l.token())
                 })?;
-                Ok(l.clone())
+                Ok(l.into_lease())
             }
             other => Err(format!(
                 "{id}: expected Acquired (attempt {attempts:?}, recovered {recovered:?}) from \
@@ -83,12 +83,12 @@ fn check_key(
             let c = claim(store, id)?;
             let a = attempts + 1;
             match pending {
-                None | Some(Intent::Ext(_)) => Some(acquired(&c, &[a], &[true])?),
-                Some(Intent::Claim) if held_here => Some(acquired(&c, &[a], &[true])?),
+                None | Some(Intent::Ext(_)) => Some(acquired(c, &[a], &[true])?),
+                Some(Intent::Claim) if held_here => Some(acquired(c, &[a], &[true])?),
                 // An earlier epoch's claim, then an unacknowledged claim of
                 // the child: it took the orphan over (attempt + 2) or not.
                 Some(Intent::Claim) => {
-                    let l = acquired(&c, &[a, a + 1], &[true])?;
+                    let l = acquired(c, &[a, a + 1], &[true])?;
                     land(m, l.attempt() == a + 1);
                     Some(l)
                 }
@@ -107,11 +107,11 @@ fn check_key(
                         None
                     } else {
                         land(m, false);
-                        Some(acquired(&c, &[a], &[true])?)
+                        Some(acquired(c, &[a], &[true])?)
                     }
                 }
                 Some(Intent::FailR(_) | Intent::Rel(_)) => {
-                    let l = acquired(&c, &[a], &[true, false])?;
+                    let l = acquired(c, &[a], &[true, false])?;
                     land(m, !l.recovered());
                     Some(l)
                 }
@@ -138,9 +138,11 @@ fn check_key(
                 _ => 1,
             };
             let c = claim(store, id)?;
-            let l = match &c {
-                Claim::Acquired(l) if l.recovered() => acquired(&c, &[a + 1], &[true])?,
-                _ => acquired(&c, &[a], &[false])?,
+            let was_recovered = matches!(&c, Claim::Acquired(l) if l.recovered());
+            let l = if was_recovered {
+                acquired(c, &[a + 1], &[true])?
+            } else {
+                acquired(c, &[a], &[false])?
             };
             land(m, l.recovered());
             Some(l)

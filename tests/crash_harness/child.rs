@@ -60,7 +60,7 @@ fn worker(store: &Store, locks: &[Mutex<()>], round: u64, mut rng: Rng) {
                 Ok(Claim::Acquired(lease)) => {
                     let (t, a, r) = (lease.token(), lease.attempt(), lease.recovered() as u8);
                     say(format!("ACQ {id} {t} {a} {r}"));
-                    held.push((idx, lease));
+                    held.push((idx, lease.into_lease()));
                 }
                 Ok(Claim::Replay(r)) => {
                     let o = if r.is_completed() { 'D' } else { 'F' };

@@ -51,7 +51,7 @@ fn claim_res(c: idemkv::Result<Claim>, fps: &[idemkv::Fingerprint]) -> (LinRes, 
     match c {
         Ok(Claim::Acquired(l)) => (
             LinRes::Acquired { token: l.token(), attempt: l.attempt(), recovered: l.recovered() },
-            Some(l),
+            Some(l.into_lease()),
         ),
         Ok(Claim::Replay(r)) => (LinRes::Replay(replay(&r)), None),
         Ok(Claim::InFlight { retry_after, attempt }) => {
@@ -85,6 +85,7 @@ fn got_res(r: idemkv::Result<Option<idemkv::Entry>>, fps: &[idemkv::Fingerprint]
             EntryState::Claimable { after_retryable_failure, .. } => {
                 GotState::Claimable { retryable: after_retryable_failure }
             }
+            other => panic!("unknown entry state {other:?}"),
         },
     }))
 }

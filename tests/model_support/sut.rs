@@ -213,7 +213,7 @@ impl Sut {
                     recovered: lease.recovered(),
                     deadline: ms_of(lease.deadline()),
                 };
-                self.leases.push(lease);
+                self.leases.push(lease.into_lease());
                 return out;
             }
             Claim::Replay(r) => self.replay(&r).map(Outcome::Replay),
@@ -232,6 +232,7 @@ impl Sut {
             failed: match r.outcome() {
                 ReplayOutcome::Completed => false,
                 ReplayOutcome::Failed => true,
+                other => return Err(format!("unknown outcome {other:?}")),
             },
             body: r.response().to_vec(),
             attempts: r.attempts(),
@@ -255,6 +256,7 @@ impl Sut {
             EntryState::Claimable { since, after_retryable_failure } => {
                 StateView::Claimable { since: ms_of(since), retryable: after_retryable_failure }
             }
+            other => return Err(format!("unknown entry state {other:?}")),
         };
         Ok(EntryView {
             attempts: e.attempts,

@@ -41,7 +41,7 @@ impl Client for IdemkvClient<'_> {
     fn cycle(&mut self, key: &[u8]) -> Res<()> {
         let key = Key::new(common::NS, key).map_err(err)?;
         match self.0.store.claim(&key, self.0.fp).map_err(err)? {
-            Claim::Acquired(lease) => self.0.store.complete(&lease, common::RESPONSE).map_err(err),
+            Claim::Acquired(lease) => lease.complete(common::RESPONSE).map_err(err),
             other => Err(format!("claim of a new key answered {other:?}")),
         }
     }

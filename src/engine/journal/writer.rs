@@ -1,8 +1,14 @@
 //! The journal writer: appenders encode frames into a shared buffer under a
 //! short lock; one thread writes the buffer, fsyncs it (group commit: every
 //! entry appended while the previous fsync ran shares the next one), publishes
-//! the durable sequence number, wakes the waiters and hands the durable
-//! entries to the applier.
+//! the durable sequence number, wakes the waiters (blocked on a condvar, or
+//! awaiting an `event_listener::Event`) and hands the durable entries to the
+//! applier.
+//!
+//! A batch of transitions (`claim_batch`, `complete_batch`) *holds* the
+//! journal while it appends, so that in `Durable` mode the writer does not
+//! fsync the batch's first entries alone: the whole batch shares one fsync.
+//! A hold defers fsyncs by at most [`MAX_HOLD`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +36,10 @@ pub(crate) enum Mode {
 /// Durable entries for the applier: `(seq, mutation)` in order.
 pub(crate) type Batch = Vec<(u64, Mutation)>;
 
+/// The longest a batch's hold defers an fsync in `Durable` mode. A batch
+/// appends in microseconds per entry; the bound only matters if one stalls.
+pub(crate) const MAX_HOLD: Duration = Duration::from_millis(50);
+
 #[derive(Default)]
 struct Queue {
     buf: Vec<u8>,
@@ -37,6 +47,19 @@ struct Queue {
     next_seq: u64,
     flush_requested: bool,
     shutdown: bool,
+    /// Batches appending now, and since when the oldest of them has.
+    holds: usize,
+    held_since: Option<Instant>,
+}
+
+impl Queue {
+    /// Until when a hold defers the fsync (`None`: it does not).
+    fn held_until(&self) -> Option<Instant> {
+        if self.holds == 0 || self.flush_requested || self.shutdown {
+            return None;
+        }
+        self.held_since.and_then(|t| t.checked_add(MAX_HOLD)).filter(|&u| Instant::now() < u)
+    }
 }
 
 /// The shared half of the journal: appenders and durability waiters.
@@ -46,6 +69,8 @@ pub(crate) struct Journal {
     durable_seq: AtomicU64,
     durable_lock: Mutex<()>,
     durable_cv: Condvar,
+    /// Notified with `durable_cv`, for durability waits that are futures.
+    durable_event: event_listener::Event,
     poison: Arc<Poison>,
     /// Mirror of `Queue::next_seq` for lock-free readers.
     next_seq: AtomicU64,
@@ -64,6 +89,7 @@ impl Journal {
             durable_seq: AtomicU64::new(next_seq - 1),
             durable_lock: Mutex::new(()),
             durable_cv: Condvar::new(),
+            durable_event: event_listener::Event::new(),
             poison,
             next_seq: AtomicU64::new(next_seq),
             stopped: std::sync::atomic::AtomicBool::new(false),
@@ -108,6 +134,47 @@ impl Journal {
         self.durable_seq.load(Ordering::Acquire)
     }
 
+    /// Whether entry `seq` is durable; `Err` once it never will be (the
+    /// store is poisoned, or the writer stopped). Never blocks.
+    pub fn is_durable(&self, seq: u64) -> Result<bool> {
+        if self.durable_seq() >= seq {
+            return Ok(true);
+        }
+        if self.poison.is_set() {
+            return Err(self.poison.error());
+        }
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(false)
+    }
+
+    /// A listener notified at the next publication of durable entries (or
+    /// poisoning, or the writer's stop). Register it, re-check
+    /// [`Journal::is_durable`], then await it.
+    pub fn listen_durable(&self) -> event_listener::EventListener {
+        self.durable_event.listen()
+    }
+
+    /// Starts a hold (see the module doc); [`Journal::release_hold`] ends it.
+    /// Never blocks beyond the queue lock.
+    pub fn hold(&self) {
+        let mut q = self.queue.lock();
+        q.holds += 1;
+        q.held_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Ends a hold; the last one lets the writer fsync what was held.
+    pub fn release_hold(&self) {
+        let mut q = self.queue.lock();
+        q.holds = q.holds.saturating_sub(1);
+        if q.holds == 0 {
+            q.held_since = None;
+            drop(q);
+            self.work.notify_one();
+        }
+    }
+
     /// Blocks until entry `seq` is durable, or the store is poisoned.
     pub fn wait_durable(&self, seq: u64) -> Result<()> {
         if self.durable_seq() >= seq {
@@ -139,6 +206,18 @@ impl Journal {
         self.wait_durable(target)
     }
 
+    /// [`Journal::request_flush`], returning the newest entry's sequence
+    /// number (0 if none): what a flush waits for.
+    pub fn request_flush_upto(&self) -> u64 {
+        let target = {
+            let mut q = self.queue.lock();
+            q.flush_requested = true;
+            q.next_seq - 1
+        };
+        self.work.notify_one();
+        target
+    }
+
     /// Asks the writer to write out and fsync everything so far, now, without
     /// waiting for it (in `Buffered`, before `max_delay` has passed). Never
     /// blocks.
@@ -155,8 +234,11 @@ impl Journal {
 
     fn publish(&self, seq: u64) {
         self.durable_seq.store(seq, Ordering::Release);
-        let _g = self.durable_lock.lock();
-        self.durable_cv.notify_all();
+        {
+            let _g = self.durable_lock.lock();
+            self.durable_cv.notify_all();
+        }
+        self.durable_event.notify(usize::MAX);
     }
 
     fn fail(&self, what: String) {
@@ -166,8 +248,11 @@ impl Journal {
 
     /// Wakes every durability waiter, e.g. after the store was poisoned.
     pub fn wake_waiters(&self) {
-        let _g = self.durable_lock.lock();
-        self.durable_cv.notify_all();
+        {
+            let _g = self.durable_lock.lock();
+            self.durable_cv.notify_all();
+        }
+        self.durable_event.notify(usize::MAX);
     }
 
     /// The writer thread's loop. Returns when shut down or poisoned.
@@ -182,12 +267,13 @@ impl Journal {
         let mut unsynced: Batch = Vec::new();
         let mut unsynced_since: Option<Instant> = None;
         loop {
-            let (shutdown, flush, first) = {
+            let (shutdown, flush, first, held) = {
                 let mut q = self.queue.lock();
                 loop {
+                    let held = q.held_until();
                     let due = match (mode, unsynced_since) {
                         (_, None) => false,
-                        (Mode::Durable, Some(_)) => true,
+                        (Mode::Durable, Some(_)) => held.is_none(),
                         (Mode::Buffered(d), Some(t)) => t.elapsed() >= d,
                     };
                     if !q.buf.is_empty() || q.shutdown || due || q.flush_requested {
@@ -200,14 +286,23 @@ impl Journal {
                         (Mode::Buffered(_), Some(at)) => {
                             let _ = self.work.wait_until(&mut q, at);
                         }
+                        // Held unsynced entries: until the hold ends (its
+                        // release notifies) or runs out.
+                        (Mode::Durable, _) if unsynced_since.is_some() => match held {
+                            Some(until) => {
+                                let _ = self.work.wait_until(&mut q, until);
+                            }
+                            None => break,
+                        },
                         _ => self.work.wait(&mut q),
                     }
                 }
                 std::mem::swap(&mut buf, &mut q.buf);
                 let first = q.ops.first().map_or(0, |op| op.0);
                 unsynced.append(&mut q.ops);
+                let held = q.held_until().is_some();
                 let flush = std::mem::take(&mut q.flush_requested);
-                (q.shutdown, flush, first)
+                (q.shutdown, flush, first, held)
             };
             if !buf.is_empty() {
                 if let Err(e) = out.write(&buf, first) {
@@ -221,7 +316,7 @@ impl Journal {
             }
             let due = match (mode, unsynced_since) {
                 (_, None) => false,
-                (Mode::Durable, Some(_)) => true,
+                (Mode::Durable, Some(_)) => !held,
                 (Mode::Buffered(d), Some(t)) => t.elapsed() >= d,
             };
             if !unsynced.is_empty() && (due || flush || shutdown) {

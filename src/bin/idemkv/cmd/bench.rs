@@ -192,8 +192,8 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<bool> {
 /// Claims and completes a new key; true if it was acquired and completed.
 fn cycle(store: &Store, key: &Key) -> Result<bool> {
     match store.claim(key, None)? {
-        Claim::Acquired(lease) => {
-            store.complete(&lease, key.id())?;
+        Claim::Acquired(guard) => {
+            guard.complete(key.id())?;
             Ok(true)
         }
         _ => Ok(false),

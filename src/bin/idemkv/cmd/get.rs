@@ -8,7 +8,8 @@ use anyhow::Result;
 use idemkv::EntryState;
 
 use super::{
-    Global, close, entry_json, fmt_time_rel, hex, now_ms, parse_key, print_json, state_label,
+    Global, close, entry_json, fmt_time_rel, format_name, hex, now_ms, parse_key, print_json,
+    show_body, state_label,
 };
 
 /// Longest response shown in full by the human output.
@@ -78,12 +79,14 @@ pub fn run(g: &Global, args: &GetArgs) -> Result<bool> {
             rows.push(("token", done.token().to_string()));
         }
         EntryState::Claimable { since, .. } => rows.push(("since", fmt_time_rel(*since, now))),
+        _ => {}
     }
     rows.push(("expires", fmt_time_rel(e.expires_at, now)));
     rows.push(("fingerprint", e.fingerprint.map_or_else(|| "none".into(), |f| f.to_string())));
     if let EntryState::Finished(done) = &e.state {
         let what = if done.is_completed() { "response" } else { "error payload" };
-        rows.push((what, show_bytes(done.response())));
+        rows.push(("format", format_name(done.format()).into()));
+        rows.push((what, show_body(done)));
     }
     for (label, value) in rows {
         writeln!(out, "{label:<13} {value}")?;
@@ -93,7 +96,7 @@ pub fn run(g: &Global, args: &GetArgs) -> Result<bool> {
 }
 
 /// The bytes as text when they are printable UTF-8, else as hex; long ones cut.
-fn show_bytes(b: &[u8]) -> String {
+pub(super) fn show_bytes(b: &[u8]) -> String {
     let n = b.len();
     let more = |shown: usize| {
         if shown < n {

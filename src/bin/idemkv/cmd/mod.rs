@@ -241,6 +241,24 @@ pub fn state_name(state: &EntryState) -> &'static str {
         EntryState::Finished(r) if r.is_completed() => "completed",
         EntryState::Finished(_) => "failed",
         EntryState::Claimable { .. } => "claimable",
+        _ => "unknown",
+    }
+}
+
+/// The body format's name, as in the JSON output.
+pub fn format_name(f: idemkv::BodyFormat) -> &'static str {
+    match f {
+        idemkv::BodyFormat::Json => "json",
+        _ => "bytes",
+    }
+}
+
+/// A stored body for people: JSON bodies as JSON text, others as text when
+/// UTF-8, else hex.
+pub fn show_body(r: &idemkv::Replay) -> String {
+    match r.format() {
+        idemkv::BodyFormat::Json => String::from_utf8_lossy(r.response()).into_owned(),
+        _ => get::show_bytes(r.response()),
     }
 }
 
@@ -282,7 +300,13 @@ pub fn entry_json(e: &Entry, with_body: bool) -> Value {
             o.insert("token".into(), json!(r.token()));
             o.insert("finished_at_ms".into(), json!(ms(r.finished_at())));
             o.insert("response_len".into(), json!(r.response().len()));
-            if with_body {
+            o.insert("format".into(), json!(format_name(r.format())));
+            let as_json = (r.format() == idemkv::BodyFormat::Json)
+                .then(|| serde_json::from_slice::<Value>(r.response()).ok())
+                .flatten();
+            if with_body && let Some(v) = as_json {
+                o.insert("response".into(), v);
+            } else if with_body {
                 match std::str::from_utf8(r.response()) {
                     Ok(s) => o.insert("response".into(), json!(s)),
                     Err(_) => o.insert("response_hex".into(), json!(hex(r.response()))),
@@ -293,6 +317,7 @@ pub fn entry_json(e: &Entry, with_body: bool) -> Value {
             o.insert("since_ms".into(), json!(ms(*since)));
             o.insert("after_retryable_failure".into(), json!(after_retryable_failure));
         }
+        _ => {}
     }
     Value::Object(o)
 }

@@ -136,6 +136,7 @@ fn scan(g: &Global, store: &idemkv::Store) -> Result<BTreeMap<String, Records>> 
                     r.event_ms.push(took);
                 }
                 EntryState::Claimable { .. } => r.claimable += 1,
+                _ => {}
             }
         }
         pb.inc(page.len() as u64);

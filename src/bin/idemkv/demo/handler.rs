@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
-use idemkv::{Claim, Config, Durability, Failure, Fingerprint, Key, Lease, Policy, Store};
+use idemkv::{Claim, Config, Durability, Failure, Fingerprint, Guard, Key, Policy, Store};
 
 use super::ledger::Ledger;
 use super::protocol::{
@@ -178,7 +178,7 @@ fn handle(ctx: &Ctx, d: &Delivery) -> Result<Answer> {
         answer.wait_ns = nanos(t);
     }
     match claim {
-        Claim::Acquired(lease) => run_side_effect(ctx, d, &lease, &mut answer)?,
+        Claim::Acquired(guard) => run_side_effect(ctx, d, guard, &mut answer)?,
         Claim::Replay(done) => {
             answer.outcome =
                 if done.is_completed() { Outcome::Replayed } else { Outcome::ReplayedFailure };
@@ -192,7 +192,7 @@ fn handle(ctx: &Ctx, d: &Delivery) -> Result<Answer> {
 
 /// The acquired path: reconcile an orphan, inject faults, or run the side
 /// effect once and complete.
-fn run_side_effect(ctx: &Ctx, d: &Delivery, lease: &Lease, answer: &mut Answer) -> Result<()> {
+fn run_side_effect(ctx: &Ctx, d: &Delivery, lease: Guard, answer: &mut Answer) -> Result<()> {
     let (source, event) = (d.source.as_str(), d.event_id.as_str());
     answer.recovered = lease.recovered();
     if lease.recovered()
@@ -201,7 +201,7 @@ fn run_side_effect(ctx: &Ctx, d: &Delivery, lease: &Lease, answer: &mut Answer) 
         // A dead attempt ran the side effect but died before `complete`:
         // finish with its result instead of running it again.
         let response = completed_response(source, event, token);
-        ctx.store.complete(lease, response.as_bytes())?;
+        lease.complete(response.as_bytes())?;
         answer.outcome = Outcome::Reconciled;
         answer.effect_token = token;
         answer.response = response;
@@ -213,24 +213,25 @@ fn run_side_effect(ctx: &Ctx, d: &Delivery, lease: &Lease, answer: &mut Answer) 
     if lease.attempt() <= MAX_FLAKY_ATTEMPT
         && roll(&[seed, SALT_RETRY, key_hash, attempt], ctx.args.retry_rate)
     {
-        ctx.store.fail(lease, Failure::Retryable)?;
+        lease.fail(Failure::Retryable)?;
         answer.outcome = Outcome::Retry;
         answer.response = "503 downstream unavailable, retry later".to_string();
         return Ok(());
     }
     if roll(&[seed, SALT_TERMINAL, key_hash], ctx.args.terminal_rate) {
         let payload = terminal_payload(source, event);
-        ctx.store.fail(lease, Failure::Terminal(payload.as_bytes()))?;
+        lease.fail(Failure::Terminal(payload.as_bytes()))?;
         answer.outcome = Outcome::Terminal;
         answer.response = payload;
         return Ok(());
     }
     // The side effect, durably, then the completion.
-    ctx.ledger.record(source, event, lease.token())?;
-    let response = completed_response(source, event, lease.token());
-    ctx.store.complete(lease, response.as_bytes())?;
+    let token = lease.token();
+    ctx.ledger.record(source, event, token)?;
+    let response = completed_response(source, event, token);
+    lease.complete(response.as_bytes())?;
     answer.outcome = Outcome::Acquired;
-    answer.effect_token = lease.token();
+    answer.effect_token = token;
     answer.response = response;
     Ok(())
 }

@@ -1,0 +1,129 @@
+//! [`ProcessingTimes`]: how long a namespace's holders take from claim to
+//! completion, recently — the basis of `Claim::InFlight::retry_after`.
+//!
+//! The last [`WINDOW`] completions of the namespace in this process are kept
+//! in a ring; their 90th percentile is recomputed every [`REFRESH`] samples
+//! and read without a lock. Fewer than [`MIN_SAMPLES`] samples: no estimate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// Completions remembered.
+pub(crate) const WINDOW: usize = 256;
+/// The percentile is recomputed after this many new samples.
+const REFRESH: u32 = 16;
+/// Below this many samples there is no estimate.
+pub(crate) const MIN_SAMPLES: usize = 8;
+/// "No estimate yet".
+const NONE: u64 = u64::MAX;
+
+/// Recent claim-to-completion times of one namespace, in milliseconds.
+pub(crate) struct ProcessingTimes {
+    ring: Mutex<Ring>,
+    p90_ms: AtomicU64,
+}
+
+struct Ring {
+    samples: Vec<u64>,
+    next: usize,
+    since_refresh: u32,
+}
+
+impl Default for ProcessingTimes {
+    fn default() -> Self {
+        ProcessingTimes {
+            ring: Mutex::new(Ring { samples: Vec::new(), next: 0, since_refresh: 0 }),
+            p90_ms: AtomicU64::new(NONE),
+        }
+    }
+}
+
+impl ProcessingTimes {
+    /// Adds one completion that took `ms` from its claim.
+    pub fn record(&self, ms: u64) {
+        let mut r = self.ring.lock();
+        if r.samples.len() < WINDOW {
+            r.samples.push(ms);
+        } else {
+            let i = r.next;
+            r.samples[i] = ms;
+        }
+        r.next = (r.next + 1) % WINDOW;
+        r.since_refresh += 1;
+        let n = r.samples.len();
+        if n >= MIN_SAMPLES && (r.since_refresh >= REFRESH || n == MIN_SAMPLES) {
+            r.since_refresh = 0;
+            let mut sorted = r.samples.clone();
+            drop(r);
+            sorted.sort_unstable();
+            // Nearest rank: the smallest sample with ≥ 90 % at or below it.
+            let rank = (n * 9).div_ceil(10).max(1);
+            self.p90_ms.store(sorted[rank - 1], Ordering::Relaxed);
+        }
+    }
+
+    /// The recent 90th percentile, if there are enough samples.
+    pub fn p90_ms(&self) -> Option<u64> {
+        Some(self.p90_ms.load(Ordering::Relaxed)).filter(|&v| v != NONE)
+    }
+}
+
+/// When an in-flight holder will probably be done, in ms from now: the
+/// namespace's recent p90 processing time minus the time the holder has
+/// already run — or, once it has run longer than that, a quarter of the p90
+/// — never less than 1 ms and never beyond the lease (`lease_left_ms`).
+/// Without an estimate: the time left on the lease.
+pub(crate) fn retry_after_ms(p90_ms: Option<u64>, elapsed_ms: u64, lease_left_ms: u64) -> u64 {
+    let Some(p90) = p90_ms else { return lease_left_ms };
+    let guess = p90.checked_sub(elapsed_ms).filter(|&left| left > 0).unwrap_or(p90 / 4);
+    guess.max(1).min(lease_left_ms.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_estimate_below_the_minimum_then_the_p90() {
+        let t = ProcessingTimes::default();
+        for i in 1..MIN_SAMPLES as u64 {
+            t.record(i);
+            assert_eq!(t.p90_ms(), None);
+        }
+        t.record(8);
+        assert_eq!(t.p90_ms(), Some(8)); // 1..=8: rank ceil(7.2) = 8
+        for _ in 0..WINDOW {
+            t.record(100);
+        }
+        assert_eq!(t.p90_ms(), Some(100), "the window forgot the old samples");
+        // Under 10 % slow ones do not move the p90; over 10 % do.
+        for (slow, p90) in [(WINDOW / 10, 20), (WINDOW / 10 + 1, 5_000)] {
+            for i in 0..WINDOW {
+                t.record(if i < slow { 5_000 } else { 20 });
+            }
+            assert_eq!(t.p90_ms(), Some(p90), "{slow} slow of {WINDOW}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_bounded_by_the_lease_and_never_zero() {
+        // Every combination of the three inputs at their edges.
+        let edges = [0, 1, 2, 3, 4, 999, 1_000, 1_001, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+        for p90 in edges.iter().map(|&v| Some(v)).chain([None]) {
+            for elapsed in edges {
+                for left in edges {
+                    let r = retry_after_ms(p90, elapsed, left);
+                    assert!(r >= 1 || (p90.is_none() && left == 0), "{p90:?} {elapsed} {left}");
+                    assert!(r <= left.max(1), "{p90:?} {elapsed} {left}: {r}");
+                }
+            }
+        }
+        assert_eq!(retry_after_ms(None, 0, 30_000), 30_000);
+        assert_eq!(retry_after_ms(Some(2_000), 500, 30_000), 1_500);
+        assert_eq!(retry_after_ms(Some(2_000), 2_000, 30_000), 500);
+        assert_eq!(retry_after_ms(Some(2_000), 9_000, 30_000), 500);
+        assert_eq!(retry_after_ms(Some(2_000), 500, 700), 700);
+        assert_eq!(retry_after_ms(Some(0), 0, 700), 1);
+    }
+}
