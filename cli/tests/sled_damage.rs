@@ -1,5 +1,6 @@
 //! Guards against silently forgotten completions when sled's files are damaged or missing: for each damage (sled/db truncated at several offsets, zeroed, overwritten with garbage in whole or in part, deleted; sled/conf or the snapshots deleted; the whole sled/ directory deleted; sled/ replaced by an older copy, by another store's, or by a copy's that was opened on its own and went further) the store either refuses to open with a typed error that says how to recover, or opens and replays every acknowledged completion — never answers `Acquired` for a completed key — and `idemkv verify --strict` fails whenever the store refuses.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

@@ -1,5 +1,6 @@
 //! Guards the record count behind sled's marker: when sled loses records (or gains some) while its marker stays intact — damage the open-time checks cannot see — the audit after open and `Store::verify` find the count wrong, the store refuses to serve (no completed key answers `Acquired`), and every later open refuses with `Error::Corrupt` naming the loss and the recovery; after an unclean end the count is rebuilt instead (the store serves on) and `verify` reports the rebuild, so `idemkv verify --strict` fails.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! Guards `list` paging with a namespace filter: an `after` key from another namespace (earlier or later in key order) never hides the namespace's records — after an earlier namespace's key the listing starts at the namespace, after a later one it is empty — through the library and the CLI's `--after`.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::{TestResult, acquire};

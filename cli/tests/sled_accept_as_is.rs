@@ -1,5 +1,6 @@
 //! Guards the operator's way out of a refused store: `Config::accept_sled_as_is(true)` opens a store whose `sled/` was deleted, replaced by an older copy or found short of records, rebuilds sled's marker from what is there, serves every record that survived, and from then on the store opens normally and checks sled again — the records that were lost stay lost (their keys acquire again), as documented; the CLI's `--accept-sled-as-is` exports what a refused store holds.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
