@@ -38,6 +38,7 @@ pub const MAX_IMPORTED_TOKEN: u64 = 1 << 63;
 
 /// When a state transition is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Durability {
     /// Every transition returns after its journal entry is fsynced
     /// (`fdatasync`). Concurrent transitions share one fsync (group commit).

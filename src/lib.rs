@@ -13,7 +13,9 @@
 //!   group-committed, fsynced journal before it is acknowledged; records live
 //!   in sled 0.34.7 in our own versioned encoding (`docs/FORMAT.md`).
 //! - **Crash recovery**: the journal is replayed on open, a torn tail cut off;
-//!   claims of the dead process are orphaned at once (`Lease::recovered`).
+//!   claims of the dead process are orphaned at once, and so is a claim whose
+//!   [`Guard`] was dropped unfinished (a panic, a cancelled future): the next
+//!   claimer gets [`Guard::recovered`] and reconciles.
 //! - **Retention** counted from completion (72 h by default), checked against
 //!   the sender's declared retry horizon; expiry is checked on every read and
 //!   a background sweeper removes expired records through an expiry index.
@@ -21,15 +23,19 @@
 //! ```
 //! use idemkv::{Claim, Fingerprint, Key, Store};
 //!
-//! # fn handle(_: &[u8]) -> Vec<u8> { b"ok".to_vec() }
+//! # fn already_charged(_: &Key) -> Option<Vec<u8>> { None }
+//! # fn charge(_: &[u8]) -> Vec<u8> { b"ok".to_vec() }
 //! # let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path())?;
 //! let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
 //! let key = Key::new("stripe", "evt_1")?;
 //! let response = match store.claim(&key, Fingerprint::of(body))? {
-//!     Claim::Acquired(lease) => {
-//!         let response = handle(body); // the side effect, once
-//!         store.complete(&lease, &response)?;
+//!     Claim::Acquired(guard) => {
+//!         // An earlier attempt was cut short after it may have charged:
+//!         // reconcile instead of charging twice.
+//!         let found = if guard.recovered() { already_charged(guard.key()) } else { None };
+//!         let response = found.unwrap_or_else(|| charge(body)); // the side effect, once
+//!         guard.complete(&response)?; // dropping the guard instead abandons the claim
 //!         response
 //!     }
 //!     Claim::Replay(done) => done.response().to_vec(), // a duplicate
@@ -39,6 +45,13 @@
 //! assert_eq!(response, b"ok");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The same in one call: [`Store::run_once`]. From async code: the `_async`
+//! forms ([`Store::claim_async`], [`Store::run_once_async`],
+//! [`Guard::complete_async`], …), runtime-agnostic. Many keys at once, one
+//! fsync: [`Store::claim_batch`], [`Store::complete_batch`]. Typed bodies
+//! (the `serde` feature): `Json`, [`Replay::json`]. See [`Store`] for which
+//! calls block.
 //!
 //! Architecture and guarantees: `docs/DESIGN.md`; byte layouts: `docs/FORMAT.md`.
 

@@ -39,7 +39,9 @@ fn with_token(rec: &ExportedRecord, token: u64) -> TestResult<ExportedRecord> {
     let n = bytes.len() - 4;
     let sum = crc32(&bytes[..n]);
     bytes[n..].copy_from_slice(&sum.to_le_bytes());
-    Ok(ExportedRecord { record: to_hex(&bytes), ..rec.clone() })
+    let mut out = rec.clone();
+    out.record = to_hex(&bytes);
+    Ok(out)
 }
 
 #[track_caller]

@@ -9,7 +9,9 @@
 //! - **P1** duplicate lookup of completed keys, 2 threads;
 //! - **P2** claim + complete of new keys, buffered durability, 2 threads
 //!   (Redis also with 1 and 50 clients);
-//! - **P3** claim + complete of new keys, durable, 64 concurrent claimers.
+//! - **P3** claim + complete of new keys, durable, 64 concurrent claimers
+//!   (idemkv as 64 async tasks on a 2-worker tokio runtime, the reference,
+//!   and as 64 threads).
 //!
 //! Reports ops/s and per-op latency percentiles p50/p99/p99.9 (a log-linear
 //! histogram with 32 sub-buckets per power of two, about 3 % resolution) and

@@ -157,7 +157,88 @@ pub fn run_one(
     if let Work::Lookup(n) = w.work {
         populate(&*sys, n)?;
     }
-    let m = measure(&*sys, threads, w.work, opts);
+    let m = match (spec, sys.store(), w.work) {
+        (Spec::IdemkvAsync, Some(store), Work::Cycle) => measure_tasks(store, threads, opts),
+        (Spec::IdemkvAsync, ..) => Err("the async row measures claim + complete only".into()),
+        _ => measure(&*sys, threads, w.work, opts),
+    };
     drop(sys); // closes stores, removes temp dirs (outside the measurement)
     m
+}
+
+/// `tasks` async tasks on a tokio runtime with 2 workers, each claiming and
+/// completing fresh keys with `claim_async` + `complete_async` (the fsync
+/// awaited, no thread per caller), for the warm-up and the window.
+fn measure_tasks(store: &idemkv::Store, tasks: usize, opts: &Opts) -> Res<Measured> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(crate::err)?;
+    let (warmup, duration) = (opts.warmup, opts.duration);
+    let origin = Instant::now();
+    let (start, end) = (origin + warmup, origin + warmup + duration);
+    let results: Vec<Res<Measured>> = rt.block_on(async {
+        let handles: Vec<_> = (0..tasks as u64)
+            .map(|t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut m = Measured {
+                        ops: 0,
+                        window: duration,
+                        hist: Hist::new(),
+                        errors: 0,
+                        first_error: None,
+                    };
+                    let fp = common::fingerprint();
+                    for i in 0.. {
+                        let key = idemkv::Key::new(common::NS, key_bytes(1000 + t, i))
+                            .map_err(crate::err)?;
+                        let t0 = Instant::now();
+                        let r = match store.claim_async(&key, fp).await {
+                            Ok(idemkv::Claim::Acquired(g)) => {
+                                g.complete_async(common::RESPONSE).await.map_err(|e| e.to_string())
+                            }
+                            Ok(other) => Err(format!("claim of a new key answered {other:?}")),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let t1 = Instant::now();
+                        if t0 >= start {
+                            match r {
+                                Ok(()) => {
+                                    m.hist.record(t1 - t0);
+                                    m.ops += 1;
+                                }
+                                Err(e) => {
+                                    m.errors += 1;
+                                    m.first_error.get_or_insert(e);
+                                }
+                            }
+                        }
+                        if t1 >= end {
+                            break;
+                        }
+                    }
+                    Ok(m)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap_or_else(|_| Err("benchmark task panicked".into())));
+        }
+        out
+    });
+    let mut total =
+        Measured { ops: 0, window: duration, hist: Hist::new(), errors: 0, first_error: None };
+    for r in results {
+        let m = r?;
+        total.ops += m.ops;
+        total.errors += m.errors;
+        total.hist.merge(&m.hist);
+        if total.first_error.is_none() {
+            total.first_error = m.first_error;
+        }
+    }
+    Ok(total)
 }

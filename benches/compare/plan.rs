@@ -51,8 +51,9 @@ pub fn plan(opts: &Opts) -> Vec<Workload> {
         Workload {
             name: "P3 claim+complete durable",
             work: Work::Cycle,
-            reference: "idemkv-durable",
+            reference: "idemkv-durable-async",
             runs: vec![
+                (IdemkvAsync, 64),
                 (Idemkv(true), 64),
                 (Sled(true), 64),
                 (Striped, 64),

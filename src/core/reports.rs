@@ -3,6 +3,7 @@
 
 /// What recovery found in the journal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Segment files read.
     pub segments: usize,
@@ -20,6 +21,7 @@ pub struct RecoveryReport {
 
 /// What one `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Records read.
     pub records: u64,

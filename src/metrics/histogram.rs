@@ -88,6 +88,7 @@ impl Histogram {
 /// A latency distribution: percentiles are bucket upper bounds (≤ 12.5 % over).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Latency {
     /// Samples.
     pub count: u64,

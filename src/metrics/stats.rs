@@ -17,6 +17,7 @@ macro_rules! define_namespace_stats {
         /// Cumulative counters and latencies of one namespace (one event source).
         #[derive(Debug, Clone, Default, PartialEq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+        #[non_exhaustive]
         pub struct NamespaceStats {
             $($(#[doc = $doc])* pub $field: u64,)*
             /// Share of claims that were duplicates (replayed, in flight or mismatched).
@@ -86,6 +87,7 @@ fn duplicate_rate(count: impl Fn(Counter) -> u64) -> f64 {
 /// A snapshot of a store's counters, by namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Stats {
     /// Per namespace.
     pub namespaces: BTreeMap<String, NamespaceStats>,

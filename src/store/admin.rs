@@ -15,6 +15,7 @@ use crate::text::hex;
 /// the process that held them is not the importer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct ExportedRecord {
     /// The key's namespace.
     pub namespace: String,

@@ -35,6 +35,9 @@ impl System for Idemkv {
     fn settle(&self) -> Res<()> {
         self.store.checkpoint().map_err(err)
     }
+    fn store(&self) -> Option<&Store> {
+        Some(&self.store)
+    }
 }
 
 impl Client for IdemkvClient<'_> {

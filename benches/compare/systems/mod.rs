@@ -54,6 +54,10 @@ pub trait System: Sync {
     fn populate_threads(&self) -> usize {
         16
     }
+    /// The idemkv store, for the async rows.
+    fn store(&self) -> Option<&::idemkv::Store> {
+        None
+    }
 }
 
 /// A system and its variant: the `bool` means "the durable variant".
@@ -61,6 +65,9 @@ pub trait System: Sync {
 pub enum Spec {
     /// idemkv, `Buffered` or `Durable`.
     Idemkv(bool),
+    /// idemkv `Durable`, driven by async tasks on a 2-worker tokio runtime
+    /// (`claim_async` + `complete_async`) instead of threads.
+    IdemkvAsync,
     /// Raw sled, without or with `flush()` after each CAS.
     Sled(bool),
     /// The striped `Mutex<HashMap>` (memory only).
@@ -77,6 +84,7 @@ impl Spec {
         match self {
             Spec::Idemkv(false) => "idemkv-buffered",
             Spec::Idemkv(true) => "idemkv-durable",
+            Spec::IdemkvAsync => "idemkv-durable-async",
             Spec::Sled(false) => "sled",
             Spec::Sled(true) => "sled-flush",
             Spec::Striped => "mutex-hashmap",
@@ -96,6 +104,7 @@ pub fn build(spec: Spec, servers: &mut Servers) -> Res<Box<dyn System>> {
         } else {
             Durability::Buffered { max_delay: common::BUFFERED_DELAY }
         })?),
+        Spec::IdemkvAsync => Box::new(Idemkv::new(Durability::Durable)?),
         Spec::Sled(flush) => Box::new(Sled::new(flush)?),
         Spec::Striped => Box::new(Striped::new()),
         Spec::Sqlite(full) => Box::new(Sqlite::new(full)?),
