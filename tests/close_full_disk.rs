@@ -41,7 +41,7 @@ fn key(id: &str) -> Key {
 fn fill(store: &Store) -> (usize, Option<Error>) {
     for i in 0..1000 {
         let res = store.claim(&key(&format!("full-{i}")), None).and_then(|c| match c {
-            Claim::Acquired(lease) => lease.complete(&vec![i as u8; BODY]),
+            Claim::Acquired(lease) => lease.complete(vec![i as u8; BODY]),
             other => panic!("{other:?}"),
         });
         if let Err(e) = res {

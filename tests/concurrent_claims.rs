@@ -40,7 +40,7 @@ fn race(durability: Durability) -> TestResult {
                             assert_eq!(lease.attempt(), 1);
                             acquired[i].fetch_add(1, Ordering::SeqCst);
                             winners.lock().unwrap()[i] = Some(t);
-                            lease.complete(&response(i, t)).expect("complete");
+                            lease.complete(response(i, t)).expect("complete");
                         }
                         Claim::InFlight { attempt, .. } => {
                             assert_eq!(attempt, 1);
@@ -109,7 +109,7 @@ fn exactly_one_acquires_interleaved() -> TestResult {
                 for i in order {
                     if let Claim::Acquired(lease) = store.claim(&keys[i], None).expect("claim") {
                         acquired[i].fetch_add(1, Ordering::SeqCst);
-                        lease.complete(&response(i, t)).expect("complete");
+                        lease.complete(response(i, t)).expect("complete");
                     }
                 }
             });

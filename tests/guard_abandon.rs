@@ -137,7 +137,7 @@ fn a_cancelled_future_abandons_at_every_await_point() -> TestResult {
             // whatever it had reached, the key is never stranded.
             let mut abandoned = 0;
             for i in 0..50 {
-                let k = key(&format!("cancel-claim-{i}"));
+                let k = key(format!("cancel-claim-{i}"));
                 let fut = store.claim_async(&k, None);
                 let _ = tokio::time::timeout(Duration::from_nanos(1 + i * 1_000), fut).await;
                 match store.claim_async(&k, None).await.map_err(|e| e.to_string()).unwrap() {
@@ -185,7 +185,7 @@ fn never_two_live_holders_when_holders_drop_panic_or_finish() -> TestResult {
                 barrier.wait();
                 let mut done = 0;
                 for r in 0..ROUNDS {
-                    let k = key(&format!("contended-{}", r % 4));
+                    let k = key(format!("contended-{}", r % 4));
                     let Ok(Claim::Acquired(g)) = store.claim(&k, None) else { continue };
                     let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
                     max_seen.fetch_max(now, Ordering::SeqCst);
@@ -216,7 +216,7 @@ fn never_two_live_holders_when_holders_drop_panic_or_finish() -> TestResult {
     // Holders per key, not overall: 4 keys may have 4 holders at once.
     assert!(max_seen.load(Ordering::SeqCst) <= 4);
     for i in 0..4 {
-        let k = key(&format!("contended-{i}"));
+        let k = key(format!("contended-{i}"));
         match store.get(&k)?.map(|e| e.state) {
             Some(EntryState::InProgress { orphaned: true, .. } | EntryState::Finished(_))
             | None => {}
