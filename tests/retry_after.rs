@@ -21,7 +21,7 @@ fn retry_after_follows_recent_processing_times_capped_by_the_lease() -> TestResu
     let dir = tempfile::tempdir()?;
     let clock = mock_clock();
     let store = mock_config(&clock).open(dir.path())?; // lease 30 s
-    // Before 8 completions: the time left on the lease.
+    // Before the first completion: the time left on the lease.
     let holder = store.claim(&key("early"), None)?.into_guard().expect("acquired");
     clock.advance(Duration::from_secs(1));
     assert_eq!(in_flight(&store, "early"), Duration::from_secs(29));

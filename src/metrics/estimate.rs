@@ -2,8 +2,9 @@
 //! completion, recently — the basis of `Claim::InFlight::retry_after`.
 //!
 //! The last [`WINDOW`] completions of the namespace in this process are kept
-//! in a ring; their 90th percentile is recomputed every [`REFRESH`] samples
-//! and read without a lock. Fewer than [`MIN_SAMPLES`] samples: no estimate.
+//! in a ring; their 90th percentile is recomputed with every sample while
+//! there are few ([`EXACT_UNTIL`]), then every [`REFRESH`] samples, and read
+//! without a lock. Before the first completion there is no estimate.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,10 +12,10 @@ use parking_lot::Mutex;
 
 /// Completions remembered.
 pub(crate) const WINDOW: usize = 256;
-/// The percentile is recomputed after this many new samples.
+/// The percentile is recomputed after this many new samples…
 const REFRESH: u32 = 16;
-/// Below this many samples there is no estimate.
-pub(crate) const MIN_SAMPLES: usize = 8;
+/// …once the ring holds more than this many (before, at every sample).
+const EXACT_UNTIL: usize = 64;
 /// "No estimate yet".
 const NONE: u64 = u64::MAX;
 
@@ -52,14 +53,21 @@ impl ProcessingTimes {
         r.next = (r.next + 1) % WINDOW;
         r.since_refresh += 1;
         let n = r.samples.len();
-        if n >= MIN_SAMPLES && (r.since_refresh >= REFRESH || n == MIN_SAMPLES) {
+        if n <= EXACT_UNTIL || r.since_refresh >= REFRESH {
             r.since_refresh = 0;
-            let mut sorted = r.samples.clone();
+            let sorted = r.samples.clone();
             drop(r);
-            sorted.sort_unstable();
-            // Nearest rank: the smallest sample with ≥ 90 % at or below it.
-            let rank = (n * 9).div_ceil(10).max(1);
-            self.p90_ms.store(sorted[rank - 1], Ordering::Relaxed);
+            self.publish(sorted);
+        }
+    }
+
+    /// Publishes the p90 of `samples` (nearest rank: the smallest sample
+    /// with at least 90 % of them at or below it).
+    fn publish(&self, mut samples: Vec<u64>) {
+        samples.sort_unstable();
+        let rank = (samples.len() * 9).div_ceil(10).max(1);
+        if let Some(&p90) = samples.get(rank - 1) {
+            self.p90_ms.store(p90, Ordering::Relaxed);
         }
     }
 
@@ -73,7 +81,8 @@ impl ProcessingTimes {
 /// namespace's recent p90 processing time minus the time the holder has
 /// already run — or, once it has run longer than that, a quarter of the p90
 /// — never less than 1 ms and never beyond the lease (`lease_left_ms`).
-/// Without an estimate: the time left on the lease.
+/// Before the namespace's first completion in this process: the time left on
+/// the lease.
 pub(crate) fn retry_after_ms(p90_ms: Option<u64>, elapsed_ms: u64, lease_left_ms: u64) -> u64 {
     let Some(p90) = p90_ms else { return lease_left_ms };
     let guess = p90.checked_sub(elapsed_ms).filter(|&left| left > 0).unwrap_or(p90 / 4);
@@ -85,23 +94,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_estimate_below_the_minimum_then_the_p90() {
+    fn no_estimate_before_the_first_completion_then_the_p90() {
         let t = ProcessingTimes::default();
-        for i in 1..MIN_SAMPLES as u64 {
+        assert_eq!(t.p90_ms(), None);
+        t.record(40);
+        assert_eq!(t.p90_ms(), Some(40), "one sample is an estimate");
+        for i in 1..=9 {
             t.record(i);
-            assert_eq!(t.p90_ms(), None);
         }
-        t.record(8);
-        assert_eq!(t.p90_ms(), Some(8)); // 1..=8: rank ceil(7.2) = 8
+        // 40 and 1..=9: rank ceil(9) = 9 of the sorted ten is 9.
+        assert_eq!(t.p90_ms(), Some(9));
         for _ in 0..WINDOW {
             t.record(100);
         }
         assert_eq!(t.p90_ms(), Some(100), "the window forgot the old samples");
-        // Under 10 % slow ones do not move the p90; over 10 % do.
+        // Under 10 % slow ones do not move the p90; over 10 % do (once the
+        // next refresh comes: at most REFRESH samples later).
         for (slow, p90) in [(WINDOW / 10, 20), (WINDOW / 10 + 1, 5_000)] {
-            for i in 0..WINDOW {
-                t.record(if i < slow { 5_000 } else { 20 });
+            for i in 0..WINDOW + REFRESH as usize {
+                t.record(if (i % WINDOW) < slow { 5_000 } else { 20 });
             }
+            let window = t.ring.lock().samples.clone();
+            assert_eq!(window.iter().filter(|&&v| v == 5_000).count(), slow);
+            t.publish(window);
             assert_eq!(t.p90_ms(), Some(p90), "{slow} slow of {WINDOW}");
         }
     }

@@ -29,7 +29,7 @@ impl Drop for Hold<'_> {
 }
 
 impl Store {
-    /// Claims every key of `items` (key, fingerprint), with one durability
+    /// Claims every key of `items` (key, and a fingerprint or `None`), with one durability
     /// wait for the whole batch: in `Durable` mode the acquisitions share a
     /// single journal fsync. Answers are per item, in order, each exactly
     /// what [`Store::claim`] would have answered; a batch never waits for
@@ -42,9 +42,9 @@ impl Store {
     /// poisoned or closed meanwhile): the acquired guards are then dropped,
     /// which abandons what can still be abandoned. Blocks for the one fsync;
     /// see [`Store::claim_batch_async`].
-    pub fn claim_batch<'k>(
+    pub fn claim_batch<'k, F: Into<Option<Fingerprint>>>(
         &self,
-        items: impl IntoIterator<Item = (&'k Key, Option<Fingerprint>)>,
+        items: impl IntoIterator<Item = (&'k Key, F)>,
     ) -> Result<Vec<Result<Claim>>> {
         self.claim_batch_with(items, &ClaimOptions::default())
     }
@@ -52,9 +52,9 @@ impl Store {
     /// [`Store::claim_batch`] with per-call lease and retention for every
     /// item. Fails with [`Error::InvalidConfig`] (nothing claimed) if the
     /// options ask to wait: batches never wait.
-    pub fn claim_batch_with<'k>(
+    pub fn claim_batch_with<'k, F: Into<Option<Fingerprint>>>(
         &self,
-        items: impl IntoIterator<Item = (&'k Key, Option<Fingerprint>)>,
+        items: impl IntoIterator<Item = (&'k Key, F)>,
         options: &ClaimOptions,
     ) -> Result<Vec<Result<Claim>>> {
         let (answers, ticket) = self.claim_all(items, options)?;
@@ -64,9 +64,9 @@ impl Store {
 
     /// [`Store::claim_batch`] for async code: the fsync is awaited.
     /// Cancel-safe: a dropped future drops the acquired guards (abandoned).
-    pub async fn claim_batch_async<'k>(
+    pub async fn claim_batch_async<'k, F: Into<Option<Fingerprint>>>(
         &self,
-        items: impl IntoIterator<Item = (&'k Key, Option<Fingerprint>)>,
+        items: impl IntoIterator<Item = (&'k Key, F)>,
     ) -> Result<Vec<Result<Claim>>> {
         let (answers, ticket) = self.claim_all(items, &ClaimOptions::default())?;
         self.settle_async(ticket).await?;
@@ -98,9 +98,9 @@ impl Store {
         Ok(results)
     }
 
-    fn claim_all<'k>(
+    fn claim_all<'k, F: Into<Option<Fingerprint>>>(
         &self,
-        items: impl IntoIterator<Item = (&'k Key, Option<Fingerprint>)>,
+        items: impl IntoIterator<Item = (&'k Key, F)>,
         options: &ClaimOptions,
     ) -> Result<(Vec<Result<Claim>>, Ticket)> {
         if options.wait.is_some() {
@@ -113,7 +113,7 @@ impl Store {
         let answers = items
             .into_iter()
             .map(|(key, fingerprint)| {
-                let mut call = self.call(key, fingerprint, options)?;
+                let mut call = self.call(key, fingerprint.into(), options)?;
                 match self.step(&mut call)? {
                     super::claim::Step::Answer(claimed, ticket) => {
                         newest = newest.max(ticket);

@@ -26,7 +26,7 @@ pub enum Claim {
         /// recent 90th-percentile processing time minus the time the holder
         /// has run so far (a quarter of that p90 once it has run longer),
         /// never beyond the holder's lease; the time left on the lease while
-        /// this process has seen fewer than 8 completions in the namespace.
+        /// this process has seen no completion in the namespace yet.
         /// At least 1 ms.
         retry_after: Duration,
         /// The holder's attempt number.
