@@ -46,7 +46,8 @@ pub(crate) const LATEST_MILLIS: Millis = u64::MAX - 2 * (MAX_DURATION.as_secs() 
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 ///
-/// Implementations must be cheap: the store reads the clock on every call.
+/// Implementations must be cheap and must not block: the store reads the
+/// clock on every call, sometimes while it holds a stripe lock.
 /// Any value is accepted, up to `u64::MAX`; a store treats readings within
 /// 200 years of `u64::MAX` ms (half a billion years from now) as that
 /// point, so every deadline it computes stays representable.
@@ -101,7 +102,8 @@ impl Now {
     }
 }
 
-/// The system's wall clock.
+/// The system's wall clock. Never blocks; a clock set before the Unix epoch
+/// reads as 0.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -167,7 +169,7 @@ impl Clock for MockClock {
 
 /// Converts stored milliseconds to a `SystemTime`. Never panics: on a
 /// platform whose `SystemTime` cannot reach `ms` (Linux can: up to `u64::MAX`
-/// ms), the latest representable time below it is returned.
+/// ms), the latest representable time below it is returned. Never blocks.
 pub fn to_system_time(ms: Millis) -> SystemTime {
     let mut ms = ms;
     loop {

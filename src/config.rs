@@ -31,9 +31,9 @@ pub const MAX_SWEEP_BATCH: usize = 1 << 20;
 /// reached fails with [`Error::TokenSpaceExhausted`]; tokens never wrap.
 pub const MAX_TOKEN: u64 = u64::MAX - 1;
 
-/// The highest fencing token [`Store::import`] accepts in a record (2^63),
-/// so that an import never uses up the token space: at least 2^63 − 2 tokens
-/// remain above it.
+/// The highest fencing token [`Store::import`](crate::Store::import)
+/// accepts in a record (2^63), so that an import never uses up the token
+/// space: at least 2^63 − 2 tokens remain above it.
 pub const MAX_IMPORTED_TOKEN: u64 = 1 << 63;
 
 /// When a state transition is durable.
@@ -58,6 +58,12 @@ pub enum Durability {
 }
 
 /// Retention and lease rules for one namespace (or the default for all).
+///
+/// The builders only record values and the getters only read them: none
+/// blocks or fails. The values are checked by [`Config::open`] (and
+/// [`Store::open_with`](crate::Store::open_with)) for a policy of the
+/// configuration, and by each claim for the lease and retention of
+/// [`ClaimOptions`](crate::ClaimOptions).
 ///
 /// # Durations
 /// Every duration is checked when the store opens (and per call for
@@ -164,7 +170,9 @@ impl Policy {
 
 /// How to open a store. Build with the setters, then [`Config::open`].
 ///
-/// The setters only record values; [`Config::open`] checks every one of them
+/// The setters only record values and never block or fail, nor does
+/// [`Config::policy`]; [`Config::open`] (or
+/// [`Store::open_with`](crate::Store::open_with)) checks every one of them
 /// and refuses a bad one with [`Error::InvalidConfig`] naming the value and
 /// the accepted range, before anything is created or changed on disk.
 /// Durations follow the rule on [`Policy`]: zero and anything above
@@ -296,7 +304,8 @@ impl Config {
     }
 
     /// How often the background sweeper runs; `None` turns it off
-    /// (expired records stay invisible; call [`Store::sweep`] yourself).
+    /// (expired records stay invisible; call
+    /// [`Store::sweep`](crate::Store::sweep) yourself).
     /// Rounded up to whole milliseconds; zero and anything above
     /// [`MAX_DURATION`](crate::MAX_DURATION) are refused at open.
     pub fn sweep_interval(mut self, every: Option<Duration>) -> Self {

@@ -33,7 +33,9 @@ pub enum StaleReason {
     OtherStore,
 }
 
-/// Everything that can go wrong in idemkv.
+/// Everything that can go wrong in idemkv. Which calls return which, and
+/// what has happened when they do, is documented on each method and under
+/// "Errors" on [`Store`](crate::Store).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -80,7 +82,9 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
-    /// An I/O operation failed.
+    /// An I/O operation failed: at open, at a checkpoint, or writing META
+    /// (a claim raising the fencing-token ceiling, an import). The last two
+    /// poison the store.
     Io {
         /// What idemkv was doing.
         context: String,
@@ -105,8 +109,13 @@ pub enum Error {
         /// Why it is stale.
         reason: StaleReason,
     },
-    /// The store refuses writes after an fsync failure or a background-thread
-    /// panic; reopen it to recover from the journal.
+    /// The store refuses writes after a failure it cannot safely retry: a
+    /// journal write or fsync, the applier's write to sled, a checkpoint, a
+    /// META write or a sweep by the background sweeper failed, a background
+    /// thread panicked, or a count of sled's records found some lost.
+    /// Reopen the directory to recover from the journal. A transition that
+    /// returns it may have been journaled before the failure, and may be
+    /// durable: `get` the key after the reopen before retrying.
     Poisoned {
         /// The first failure that poisoned the store.
         reason: String,

@@ -5,7 +5,8 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-/// A 128-bit request digest (the first 16 bytes of SHA-256).
+/// A 128-bit request digest (the first 16 bytes of SHA-256). Nothing here
+/// blocks or fails; [`Fingerprint::of`] costs one SHA-256 of the bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 16]);
 

@@ -16,6 +16,9 @@ pub const MAX_NAMESPACE_LEN: usize = 64;
 pub const MAX_ID_LEN: usize = 1024;
 
 /// An idempotency key: namespace + id. Cheap to clone.
+///
+/// Nothing here blocks. The constructors check the key and fail with
+/// [`Error::InvalidKey`]; the accessors never fail.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     raw: Arc<[u8]>,
@@ -25,7 +28,8 @@ impl Key {
     /// A key in `namespace` with the given id bytes.
     ///
     /// The namespace must be 1 to 64 bytes of UTF-8; the id 1 to 1024 bytes
-    /// of anything (it need not be UTF-8).
+    /// of anything (it need not be UTF-8). Fails with [`Error::InvalidKey`]
+    /// otherwise.
     ///
     /// ```
     /// let key = idemkv::Key::new("stripe", "evt_1NqZ")?;
@@ -56,6 +60,8 @@ impl Key {
     ///
     /// Parts are joined with `/`; a `/` or `%` inside a part is
     /// percent-escaped, so different part lists never give the same key.
+    /// Fails with [`Error::InvalidKey`] as [`Key::new`] — the escaped,
+    /// joined id counts against its 1,024 bytes.
     ///
     /// ```
     /// let key = idemkv::Key::from_parts("stripe", &["acct_42", "evt_1NqZ"])?;
@@ -107,7 +113,9 @@ impl Key {
         self.raw.clone()
     }
 
-    /// Parses the storage form back into a key, validating it.
+    /// Parses the storage form back into a key, validating it. Fails with
+    /// [`Error::InvalidKey`] when it is empty, truncated, has a namespace
+    /// that is not UTF-8, or fails [`Key::new`]'s checks.
     pub fn from_raw(raw: &[u8]) -> Result<Key> {
         let Some((&n, rest)) = raw.split_first() else {
             return Err(Error::InvalidKey { reason: "the raw key is empty".into() });

@@ -50,8 +50,9 @@
 //! forms ([`Store::claim_async`], [`Store::run_once_async`],
 //! [`Guard::complete_async`], …), runtime-agnostic. Many keys at once, one
 //! fsync: [`Store::claim_batch`], [`Store::complete_batch`]. Typed bodies
-//! (the `serde` feature): `Json`, [`Replay::json`]. See [`Store`] for which
-//! calls block.
+//! (the `serde` feature): `Json`, `Replay::json`. See [`Store`] for which
+//! calls block and what each error leaves behind ("Which calls block",
+//! "Errors"), and each method for its own.
 //!
 //! Architecture and guarantees: `docs/DESIGN.md`; byte layouts: `docs/FORMAT.md`.
 

@@ -1,7 +1,8 @@
 //! What opening and verifying a store found: plain reports, filled in by the
 //! backend that ran the recovery or the scan and shown by the front.
 
-/// What recovery found in the journal.
+/// What recovery found in the journal (see
+/// [`Store::recovery_report`](crate::Store::recovery_report)). Plain data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecoveryReport {
@@ -19,7 +20,8 @@ pub struct RecoveryReport {
     pub damage: Option<String>,
 }
 
-/// What one `verify` found.
+/// What one [`Store::verify`](crate::Store::verify) found. Plain data;
+/// [`VerifyReport::is_ok`] never blocks or fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifyReport {

@@ -15,6 +15,7 @@ macro_rules! define_namespace_stats {
     ($($(#[doc = $doc:literal])* $variant:ident = $index:literal, $field:ident,
        $metric:literal, $help:literal;)*) => {
         /// Cumulative counters and latencies of one namespace (one event source).
+        /// Plain data; [`NamespaceStats::merge`] never blocks or fails.
         #[derive(Debug, Clone, Default, PartialEq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         #[non_exhaustive]
@@ -84,7 +85,9 @@ fn duplicate_rate(count: impl Fn(Counter) -> u64) -> f64 {
     if claims == 0 { 0.0 } else { dups as f64 / claims as f64 }
 }
 
-/// A snapshot of a store's counters, by namespace.
+/// A snapshot of a store's counters, by namespace (see
+/// [`Store::stats`](crate::Store::stats)). Plain data;
+/// [`Stats::to_prometheus`] never blocks or fails.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]

@@ -38,7 +38,9 @@ pub struct ExportedRecord {
 }
 
 impl ExportedRecord {
-    /// The key this record belongs to.
+    /// The key this record belongs to. Fails with [`Error::InvalidKey`]
+    /// when the namespace or id is not a valid key, `id_hex` is not hex, or
+    /// both `id` and `id_hex` are missing. Never blocks.
     pub fn key(&self) -> Result<Key> {
         match (&self.id, &self.id_hex) {
             (Some(id), _) => Key::new(&self.namespace, id),
@@ -73,11 +75,23 @@ impl Store {
     /// starting after `after` (pass the last key of the previous page).
     /// A snapshot as of the call: changes made meanwhile may or may not show.
     ///
-    /// Blocks until sled holds every transition made before the call.
-    /// Fails with [`Error::InvalidKey`] if `namespace` is not one that
-    /// [`Key::new`] accepts (empty, or longer than 64 bytes), with
-    /// [`Error::Closed`] after close, and with a storage error if a record
-    /// cannot be read or decoded.
+    /// # Blocking
+    /// First makes every transition made before the call durable (a
+    /// journal fsync, in either durability mode) and waits until sled holds
+    /// it (the applier); then reads sled a page at a time, taking no stripe
+    /// lock. No async form: from async code call it in `spawn_blocking`.
+    ///
+    /// # Errors
+    /// Nothing is changed by a failed `list`.
+    /// - [`Error::Closed`] after close.
+    /// - [`Error::InvalidKey`] if `namespace` is not one that [`Key::new`]
+    ///   accepts (empty, or longer than 64 bytes).
+    /// - [`Error::Poisoned`] when earlier transitions can no longer become
+    ///   durable or reach sled.
+    /// - [`Error::Storage`] if sled cannot be read; [`Error::Corrupt`] or
+    ///   [`Error::UnsupportedVersion`] if a record in the range read cannot
+    ///   be decoded — one such record fails the whole call (find it with
+    ///   [`Store::verify`], delete it with [`Store::remove`]).
     pub fn list(
         &self,
         namespace: Option<&str>,
@@ -117,7 +131,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Calls `each` with every live record in portable form, in key order.
+    /// Calls `each` with every live record in portable form, in key order;
+    /// returns how many it passed. Claims in progress are exported as
+    /// orphans (see [`ExportedRecord`]).
+    ///
+    /// # Blocking
+    /// As [`Store::list`]: a journal fsync and a wait for the applier, then
+    /// sled read 1,024 records at a time, `each` called between reads with
+    /// no lock held. Records changed while it runs may or may not show.
+    ///
+    /// # Errors
+    /// Stops at the first error; the records passed to `each` before it
+    /// stay passed, and nothing in the store is changed.
+    /// - The first `Err` that `each` returns, as it is.
+    /// - [`Error::Closed`], [`Error::Poisoned`], [`Error::Storage`],
+    ///   [`Error::Corrupt`] or [`Error::UnsupportedVersion`] as
+    ///   [`Store::list`] returns them: one record that cannot be decoded
+    ///   stops the export (to export the rest, [`Store::remove`] it first).
     pub fn export(&self, mut each: impl FnMut(ExportedRecord) -> Result<()>) -> Result<u64> {
         let b = self.backend();
         b.catch_up()?;
@@ -160,10 +190,31 @@ impl Store {
     /// (checksum, version) first; fencing tokens issued afterwards exceed the
     /// record's.
     ///
-    /// Fails with [`Error::TokenSpaceExhausted`] (nothing changed) when the
-    /// record's fencing token is above [`MAX_IMPORTED_TOKEN`], which no store
-    /// issues before 2^63 claims: such a record would use up the token space.
-    /// Blocks until the record is durable in `Durable` mode.
+    /// # Blocking
+    /// A transition of the key: its stripe lock (reading sled outside it on
+    /// a cache miss), backpressure while the applier is far behind, and in
+    /// `Durable` mode the journal fsync of the record. When the record's
+    /// token is beyond the store's durable token ceiling, also a META write
+    /// and fsync to raise it. No async form.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidKey`] for a bad `namespace`, `id` or `id_hex`;
+    ///   [`Error::Corrupt`] when `record` is not hex or fails its checksum or
+    ///   decoding; [`Error::UnsupportedVersion`] for a record of a newer
+    ///   idemkv. Nothing changed.
+    /// - [`Error::TokenSpaceExhausted`] when the record's fencing token is
+    ///   above [`MAX_IMPORTED_TOKEN`](crate::MAX_IMPORTED_TOKEN), which no
+    ///   store issues before 2^63 claims: such a record would use up the
+    ///   token space. Nothing changed.
+    /// - [`Error::Conflict`] when the key is claimed in this store (held,
+    ///   or orphaned but still completable): finish or remove that claim
+    ///   first. No record changed (later fencing tokens already exceed the
+    ///   imported one).
+    /// - [`Error::Closed`]; [`Error::Poisoned`] — refused, or the record was
+    ///   journaled and its fsync failed, so it may be durable (`get` the key
+    ///   after a reopen).
+    /// - [`Error::Io`] when writing META fails: nothing imported, and the
+    ///   store is poisoned from then on.
     pub fn import(&self, exported: &ExportedRecord) -> Result<()> {
         self.backend().check_writable()?;
         let key = exported.key()?;

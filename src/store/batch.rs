@@ -36,12 +36,23 @@ impl Store {
     /// an in-flight key. The same key twice in a batch: the first claim
     /// acquires, the second finds it in flight.
     ///
-    /// # Errors and blocking
-    /// An item's `Err` is that item's (as [`Store::claim`]); the others go
-    /// on. The outer `Err` is the batch's durability wait failing (the store
-    /// poisoned or closed meanwhile): the acquired guards are then dropped,
-    /// which abandons what can still be abandoned. Blocks for the one fsync;
-    /// see [`Store::claim_batch_async`].
+    /// # Blocking
+    /// Each item blocks as [`Store::claim`] does apart from the durability
+    /// wait (its stripe lock, a sled read on a cache miss, and the rare
+    /// waits: the count of sled's records after open, backpressure, a META
+    /// fsync); then the batch waits once for the fsync in `Durable` mode.
+    /// While it claims, the batch holds back the journal's fsync — for at
+    /// most 50 ms — so that all its items share one; concurrent callers'
+    /// transitions join that fsync. `items` is iterated inside that window:
+    /// keep it a plain collection. See [`Store::claim_batch_async`].
+    ///
+    /// # Errors
+    /// An item's `Err` is that item's, as [`Store::claim`] returns it
+    /// (nothing acquired for it); the others go on. The outer `Err` —
+    /// [`Error::Poisoned`], or [`Error::Closed`] — is the batch's durability
+    /// wait failing: the acquired guards are then dropped, which abandons
+    /// what can still be abandoned; acquisitions that did become durable are
+    /// orphans after a reopen (the next claimer gets `recovered() == true`).
     pub fn claim_batch<'k, F: Into<Option<Fingerprint>>>(
         &self,
         items: impl IntoIterator<Item = (&'k Key, F)>,
@@ -51,7 +62,10 @@ impl Store {
 
     /// [`Store::claim_batch`] with per-call lease and retention for every
     /// item. Fails with [`Error::InvalidConfig`] (nothing claimed) if the
-    /// options ask to wait: batches never wait.
+    /// options ask to wait: batches never wait. A lease or retention that
+    /// [`Store::claim_with`] refuses fails each item with
+    /// `InvalidConfig` instead. Otherwise blocks and fails as
+    /// `claim_batch`.
     pub fn claim_batch_with<'k, F: Into<Option<Fingerprint>>>(
         &self,
         items: impl IntoIterator<Item = (&'k Key, F)>,
@@ -62,8 +76,10 @@ impl Store {
         Ok(answers)
     }
 
-    /// [`Store::claim_batch`] for async code: the fsync is awaited.
-    /// Cancel-safe: a dropped future drops the acquired guards (abandoned).
+    /// [`Store::claim_batch`] for async code: the fsync is awaited; each
+    /// item still holds the thread as [`Store::claim_async`] describes.
+    /// Errors as `claim_batch`. Cancel-safe: a dropped future drops the
+    /// acquired guards (abandoned).
     pub async fn claim_batch_async<'k, F: Into<Option<Fingerprint>>>(
         &self,
         items: impl IntoIterator<Item = (&'k Key, F)>,
@@ -74,11 +90,25 @@ impl Store {
     }
 
     /// Completes every guard of `items` with its response, with one
-    /// durability wait for the whole batch. Results are per item, in order,
-    /// each as [`Guard::complete`] (a failed item's guard is dropped, which
-    /// abandons its claim unless it was stale). The outer `Err` is the
-    /// batch's durability wait failing. Blocks for the one fsync; see
+    /// durability wait for the whole batch.
+    ///
+    /// # Blocking
+    /// Each item blocks as [`Guard::complete`] does apart from the
+    /// durability wait (its stripe lock, a sled read on a cache miss,
+    /// backpressure); then the batch waits once for the fsync in `Durable`
+    /// mode, holding back the journal's fsync while it appends (for at most
+    /// 50 ms), as [`Store::claim_batch`] does. See
     /// [`Store::complete_batch_async`].
+    ///
+    /// # Errors
+    /// Results are per item, in order, each as [`Guard::complete`] returns
+    /// it before its durability wait (a failed item's guard is dropped,
+    /// which abandons its claim unless it was stale). The outer `Err` —
+    /// [`Error::Poisoned`], or [`Error::Closed`] — is the batch's
+    /// durability wait failing: the completions were journaled and some or
+    /// all may already be durable, and which ones succeeded is lost with
+    /// the per-item results. Reopen and `get` every key of the batch before
+    /// retrying any.
     pub fn complete_batch<B: Body>(
         &self,
         items: impl IntoIterator<Item = (Guard, B)>,
@@ -88,7 +118,11 @@ impl Store {
         Ok(results)
     }
 
-    /// [`Store::complete_batch`] for async code: the fsync is awaited.
+    /// [`Store::complete_batch`] for async code: the fsync is awaited; each
+    /// item still holds the thread as [`Guard::complete_async`] describes.
+    /// Errors as `complete_batch`. Cancel-safe: dropped before it first
+    /// runs, it drops the guards (abandoned); dropped later, every
+    /// completion is journaled already (durable with the next fsync).
     pub async fn complete_batch_async<B: Body>(
         &self,
         items: impl IntoIterator<Item = (Guard, B)>,

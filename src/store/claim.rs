@@ -38,16 +38,41 @@ impl Store {
     /// finished). A fingerprint that differs from the stored one gets
     /// `Mismatch` and changes nothing; `None` skips the check.
     ///
-    /// # Blocking and errors
-    /// Takes the key's stripe lock for a few microseconds; in `Durable` mode
-    /// an acquiring claim — or an answer resting on a transition not yet
-    /// durable — waits for the journal fsync (shared with concurrent
-    /// callers). From async code use [`Store::claim_async`]. Fails with
-    /// [`Error::Closed`](crate::Error::Closed),
-    /// [`Error::Poisoned`](crate::Error::Poisoned), a storage error if the
-    /// key's record cannot be read, or
-    /// [`Error::TokenSpaceExhausted`](crate::Error::TokenSpaceExhausted);
-    /// nothing is acquired then.
+    /// # Blocking
+    /// Takes the key's stripe lock for a few microseconds, and reads sled
+    /// outside it on a cache miss. In `Durable` mode an acquiring claim — or
+    /// an answer resting on a transition not yet durable, such as the
+    /// `Replay` of a completion still being fsynced — waits for the journal
+    /// fsync (shared with concurrent callers). Rarely longer: right after an
+    /// open that followed a clean close, a key found neither in memory nor
+    /// in sled waits for the background count of sled's records; every
+    /// claim waits while the applier is 2^18 entries behind (backpressure);
+    /// once per 2^32 acquisitions, one writes and fsyncs META. Never waits
+    /// for another holder (see [`Store::wait`]). From async code use
+    /// [`Store::claim_async`].
+    ///
+    /// # Errors
+    /// - [`Error::Closed`], [`Error::Poisoned`]: refused, nothing acquired.
+    ///   Also `Poisoned` when the fsync of an acquiring claim fails: the
+    ///   acquisition may be durable, but its guard is gone — after a reopen
+    ///   the next claimer acquires the key with `recovered() == true`
+    ///   (reconciling finds that nothing ran).
+    /// - [`Error::Storage`], [`Error::Corrupt`] or
+    ///   [`Error::UnsupportedVersion`]: the key's stored record cannot be
+    ///   read or decoded; nothing changed.
+    /// - [`Error::TokenSpaceExhausted`]: the store has issued
+    ///   [`MAX_TOKEN`](crate::MAX_TOKEN); nothing changed.
+    /// - [`Error::Io`]: writing META to raise the fencing-token ceiling
+    ///   failed (once per 2^32 acquisitions); nothing acquired, and the store
+    ///   is poisoned from then on.
+    ///
+    /// [`Error::Closed`]: crate::Error::Closed
+    /// [`Error::Poisoned`]: crate::Error::Poisoned
+    /// [`Error::Storage`]: crate::Error::Storage
+    /// [`Error::Corrupt`]: crate::Error::Corrupt
+    /// [`Error::UnsupportedVersion`]: crate::Error::UnsupportedVersion
+    /// [`Error::TokenSpaceExhausted`]: crate::Error::TokenSpaceExhausted
+    /// [`Error::Io`]: crate::Error::Io
     ///
     /// ```
     /// use idemkv::{Claim, Fingerprint, Key, Store};
@@ -69,10 +94,14 @@ impl Store {
     }
 
     /// [`Store::claim`] with per-call lease, retention and wait (see
-    /// [`ClaimOptions`]). With [`ClaimOptions::wait`] it waits like
-    /// [`Store::wait`]. Fails with
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an option
-    /// outside the duration rule (nothing stored).
+    /// [`ClaimOptions`]). Blocks and fails as `claim`; with
+    /// [`ClaimOptions::wait`] it also waits like [`Store::wait`].
+    ///
+    /// Also fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig),
+    /// nothing stored, when a lease or retention it sets breaks the duration
+    /// rule of [`Policy`](crate::Policy), the lease is longer than the
+    /// retention, or the retention is shorter than the namespace's declared
+    /// retry horizon (checked after `Closed` and `Poisoned`).
     pub fn claim_with(
         &self,
         key: &Key,
@@ -105,9 +134,13 @@ impl Store {
     /// and `InFlight` if the timeout passes first. Woken by the holder's
     /// transition (each key has its own waiters), not by polling.
     ///
-    /// Blocks the thread up to `timeout`; from async code use
-    /// [`Store::wait_async`]. Errors as [`Store::claim`]; a wait in progress
-    /// returns [`Error::Closed`](crate::Error::Closed) when the store closes.
+    /// Blocks the thread up to `timeout` (besides what [`Store::claim`]
+    /// blocks on, and the fsync of its final answer); from async code use
+    /// [`Store::wait_async`]. Errors as `claim`. A wait in progress returns
+    /// [`Error::Closed`](crate::Error::Closed) at once when the store
+    /// closes; poisoning does not wake it — it returns
+    /// [`Error::Poisoned`](crate::Error::Poisoned) when it next wakes (the
+    /// holder's lease ends, or the timeout passes).
     pub fn wait(
         &self,
         key: &Key,
@@ -117,7 +150,10 @@ impl Store {
         self.claim_with(key, fingerprint, &ClaimOptions::default().wait(timeout))
     }
 
-    /// [`Store::wait`] with per-call lease and retention, used if it acquires.
+    /// [`Store::wait`] with per-call lease and retention, used if it
+    /// acquires. Blocks and fails as `wait`, and with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) as
+    /// [`Store::claim_with`].
     pub fn wait_with(
         &self,
         key: &Key,
@@ -133,7 +169,7 @@ impl Store {
     /// microseconds (the stripe lock, a read of the key from sled on a cache
     /// miss) and, rarely, longer: right after open until sled's record count
     /// is checked, under backpressure (the applier 2^18 entries behind), and
-    /// once per 2^32 claims for a META fsync.
+    /// once per 2^32 claims for a META fsync. Errors as `claim`.
     ///
     /// Cancel-safe: dropping the future at any point strands nothing — a
     /// claim that had acquired is abandoned by its guard's drop.
@@ -147,6 +183,7 @@ impl Store {
 
     /// [`Store::claim_with`] for async code (see [`Store::claim_async`]);
     /// with [`ClaimOptions::wait`] it waits like [`Store::wait_async`].
+    /// Errors as `claim_with`. Cancel-safe.
     pub async fn claim_with_async(
         &self,
         key: &Key,
@@ -173,7 +210,8 @@ impl Store {
 
     /// [`Store::wait`] for async code: no thread is held while waiting (each
     /// waiter is a listener on its key, woken by the holder's transition;
-    /// the timeout is a runtime-agnostic timer). Cancel-safe.
+    /// the timeout is a runtime-agnostic timer), only as
+    /// [`Store::claim_async`] describes. Errors as `wait`. Cancel-safe.
     pub async fn wait_async(
         &self,
         key: &Key,

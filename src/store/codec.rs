@@ -1,6 +1,6 @@
 //! Typed bodies: [`Codec`] turns a value into the stored bytes and back, and
-//! [`IntoBody`] is what `complete` and `fail` accept — raw bytes or a value.
-//! With the `serde` feature, [`Json`] stores any `Serialize` value as JSON and
+//! [`Body`] is what `complete` and `fail` accept — raw bytes or a value.
+//! With the `serde` feature, `Json` stores any `Serialize` value as JSON and
 //! replays it as any `Deserialize` type; the record keeps the format
 //! ([`BodyFormat`]) so that tools show a JSON body as JSON.
 //!
@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 /// [`Replay::decode`](crate::Replay::decode).
 ///
 /// Implemented for `Vec<u8>` and `String` (plain bytes), `()` (an empty
-/// body) and, with the `serde` feature, [`Json<T>`].
+/// body) and, with the `serde` feature, `Json<T>`. Encoding and decoding
+/// are pure: they never block; their errors are [`Error::Codec`].
 pub trait Codec: Sized {
     /// How the bytes are recorded (shown by `idemkv get`).
     const FORMAT: BodyFormat;
@@ -70,7 +71,7 @@ impl Codec for () {
 /// What `complete` and `fail` store: bytes as they are (`&[u8]`, `&[u8; N]`,
 /// `&str`, `Vec<u8>`, `String`), any `&C` where `C: Codec` (`&Vec<u8>`,
 /// `&String`, …) or, with the `serde` feature, `Json(value)` for any
-/// `Serialize` value (`Json(&value)` to avoid a move).
+/// `Serialize` value (`Json(&value)` to avoid a move). Never blocks.
 pub trait Body {
     /// The bytes (borrowed when possible) and their format. Fails with
     /// [`Error::Codec`] if the value cannot be encoded.
@@ -116,6 +117,9 @@ impl<C: Codec> Body for &C {
 /// A value stored as JSON (the `serde` feature): complete with
 /// `Json(&value)`, replay with [`Replay::json`](crate::Replay::json), or use
 /// `Json<T>` as the result type of [`Store::run_once`](crate::Store::run_once).
+/// Encoding fails with [`Error::Codec`] for a value `serde_json` refuses
+/// (say, a map with non-string keys), decoding for a body that is not a `T`
+/// in JSON; nothing is stored then. Never blocks.
 #[cfg(feature = "serde")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Json<T>(pub T);

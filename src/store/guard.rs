@@ -20,10 +20,13 @@ use crate::key::Key;
 /// claimable at once (its waiters wake), and the next claimer acquires it
 /// with [`recovered()`](Guard::recovered) `== true`, because the side effect
 /// may have happened and must be reconciled. Dropping never blocks: it takes
-/// the key's stripe lock for an in-memory journal append and waits neither
-/// for the fsync nor for backpressure. If the abandon cannot be written (the
-/// store is closed or poisoned, or the key was taken over), nothing is lost:
-/// the claim is orphaned anyway when its lease ends or the store reopens.
+/// the key's stripe lock for an in-memory journal append (reading the key's
+/// record from sled first on a cache miss) and waits neither for the fsync
+/// nor for backpressure — unless the guard holds the last clone of its
+/// [`Store`]: then dropping it also closes the store, with the bounded
+/// waits of [`Store::close`]. If the abandon cannot be written (the store
+/// is closed or poisoned, or the key was taken over), nothing is lost: the
+/// claim is orphaned anyway when its lease ends or the store reopens.
 ///
 /// # Handing it over
 /// A guard is `Send`: move it to another thread or task. To keep a claim
@@ -31,12 +34,35 @@ use crate::key::Key;
 /// nobody finishes it), detach it with [`into_lease`](Guard::into_lease) and
 /// re-attach with [`Store::adopt`].
 ///
+/// # Blocking
+/// The accessors (`key`, `token`, `attempt`, `recovered`, `deadline`,
+/// `lease`) and [`into_lease`](Guard::into_lease) never block and never
+/// fail. The finishing calls and `extend` are transitions: each takes the
+/// key's stripe lock (reading sled outside it on a cache miss), waits while
+/// the applier is 2^18 entries behind (backpressure), and in `Durable` mode
+/// waits for its journal fsync, shared with concurrent callers. Their
+/// `_async` forms await the fsync instead and hold the thread only for the
+/// rest.
+///
 /// # Errors of the finishing calls
-/// `complete`, `fail`, `release` and `extend` are fenced: they fail with
-/// [`Error::StaleLease`] (nothing changed) if the key was taken over, removed
-/// or finished meanwhile. On any other error — a closed or poisoned store, a
-/// body over the limit, a body that cannot be encoded — the guard is dropped
-/// and so abandons the claim, if the store can still write.
+/// `complete`, `fail`, `fail_terminal`, `release` and `extend` (and their
+/// `_async` forms) are fenced:
+/// - [`Error::StaleLease`] if the key was taken over, removed, expired or
+///   finished meanwhile: nothing changed, and the key is no longer this
+///   guard's (dropping it does nothing). Do not report this attempt's
+///   result.
+/// - An error before the transition is journaled — [`Error::Closed`] or
+///   [`Error::Poisoned`], [`Error::ResponseTooLarge`] for a body over the
+///   limit, [`Error::Codec`] for a body that cannot be encoded,
+///   [`Error::Storage`], [`Error::Corrupt`] or [`Error::UnsupportedVersion`]
+///   when the key's record cannot be read: nothing changed, and the guard
+///   is dropped, which abandons the claim if the store can still write
+///   (`extend` keeps the guard, still holding the key, and fails also with
+///   [`Error::InvalidConfig`] for a bad duration).
+/// - [`Error::Poisoned`] from the durability wait: the transition was
+///   journaled and may already be durable; the claim is not abandoned.
+///   Reopen and [`get`](Store::get) the key before retrying — a
+///   completion found there must not run again.
 #[must_use = "dropping a guard abandons the claim: complete, fail or release it"]
 pub struct Guard {
     store: Store,
@@ -100,7 +126,8 @@ impl Guard {
     }
 
     /// Detaches the lease: dropping it does nothing (the claim stays until
-    /// its deadline unless finished with [`Store::complete`] & co.).
+    /// its deadline unless finished with [`Store::complete`] & co.). Never
+    /// blocks, never fails.
     pub fn into_lease(mut self) -> Lease {
         self.take()
     }
@@ -110,8 +137,11 @@ impl Guard {
     /// until the record expires (retention counts from now).
     ///
     /// Blocks for the journal fsync in `Durable` mode (shared with
-    /// concurrent callers); see [`Guard::complete_async`]. Errors: see the
-    /// type's documentation.
+    /// concurrent callers), besides the stripe lock and backpressure; see
+    /// [`Guard::complete_async`]. Fails with `StaleLease`,
+    /// `ResponseTooLarge`, `Codec`, `Closed`, `Poisoned`, or an error
+    /// reading the key's record — see the type's documentation for what
+    /// each leaves behind.
     pub fn complete(mut self, response: impl Body) -> Result<()> {
         let (body, format) = response.to_body()?;
         let ticket = self.finish(|s, l| s.start_complete(l, &body, format))?;
@@ -126,8 +156,11 @@ impl Guard {
     }
 
     /// [`Guard::complete`] for async code: awaits the fsync instead of
-    /// blocking on it. Cancel-safe: once the completion is journaled,
-    /// dropping the future leaves it in place (durable with the next fsync).
+    /// blocking on it; the thread is held only for the stripe lock, a sled
+    /// read on a cache miss and backpressure. Errors as `complete`.
+    /// Cancel-safe: once the completion is journaled, dropping the future
+    /// leaves it in place (durable with the next fsync); dropped before it
+    /// ran, the guard abandons the claim.
     pub async fn complete_async(mut self, response: impl Body) -> Result<()> {
         let ticket = {
             let (body, format) = response.to_body()?;
@@ -139,13 +172,15 @@ impl Guard {
     /// Ends the claim without a response: `Retryable` makes the key claimable
     /// again (attempt count kept, `recovered` false for the next claimer);
     /// `Terminal(payload)` stores the payload and replays it to every later
-    /// claim. Blocks like [`Guard::complete`].
+    /// claim. Blocks and fails like [`Guard::complete`]
+    /// (`ResponseTooLarge` only for a terminal payload, never `Codec`).
     pub fn fail(mut self, failure: Failure<'_>) -> Result<()> {
         let ticket = self.finish(|s, l| s.start_fail(l, failure))?;
         self.store.settle(ticket)
     }
 
-    /// [`Guard::fail`] for async code.
+    /// [`Guard::fail`] for async code: awaits the fsync, as
+    /// [`Guard::complete_async`] does. Errors as `fail`.
     pub async fn fail_async(mut self, failure: Failure<'_>) -> Result<()> {
         let ticket = self.finish(|s, l| s.start_fail(l, failure))?;
         self.store.settle_async(ticket).await
@@ -153,14 +188,15 @@ impl Guard {
 
     /// Fails the claim terminally with a typed payload (`Json(value)` with
     /// the `serde` feature, or any [`Body`]), replayed to every later claim.
-    /// Blocks like [`Guard::complete`].
+    /// Blocks and fails like [`Guard::complete`].
     pub fn fail_terminal(mut self, payload: impl Body) -> Result<()> {
         let (body, format) = payload.to_body()?;
         let ticket = self.finish(|s, l| s.start_terminal(l, &body, format))?;
         self.store.settle(ticket)
     }
 
-    /// [`Guard::fail_terminal`] for async code.
+    /// [`Guard::fail_terminal`] for async code: awaits the fsync, as
+    /// [`Guard::complete_async`] does. Errors as `fail_terminal`.
     pub async fn fail_terminal_async(mut self, payload: impl Body) -> Result<()> {
         let ticket = {
             let (body, format) = payload.to_body()?;
@@ -171,21 +207,25 @@ impl Guard {
 
     /// Gives the key back stating that nothing happened: the next claim
     /// acquires it with `recovered() == false`. Only when the side effect
-    /// surely did not run; otherwise drop the guard (abandon). Blocks like
-    /// [`Guard::complete`].
+    /// surely did not run; otherwise drop the guard (abandon). Blocks and
+    /// fails like [`Guard::complete`] (never `ResponseTooLarge` or `Codec`).
     pub fn release(mut self) -> Result<()> {
         let ticket = self.finish(|s, l| s.start(l, Op::Release).map(|(_, t)| t))?;
         self.store.settle(ticket)
     }
 
-    /// [`Guard::release`] for async code.
+    /// [`Guard::release`] for async code: awaits the fsync, as
+    /// [`Guard::complete_async`] does. Errors as `release`.
     pub async fn release_async(mut self) -> Result<()> {
         let ticket = self.finish(|s, l| s.start(l, Op::Release).map(|(_, t)| t))?;
         self.store.settle_async(ticket).await
     }
 
     /// Abandons the claim now, as dropping the guard does: the next claimer
-    /// acquires at once with `recovered() == true`. Never blocks.
+    /// acquires at once with `recovered() == true`. Never fails, and never
+    /// blocks beyond the stripe lock and a sled read on a cache miss —
+    /// unless this guard holds the last clone of the store, whose drop
+    /// closes it (see the type's documentation).
     pub fn abandon(self) {
         drop(self);
     }
@@ -194,13 +234,17 @@ impl Guard {
     /// longer than the lease. `by` follows the duration rule of
     /// [`Policy`](crate::Policy) and may not exceed the key's retention
     /// (`Error::InvalidConfig`, nothing changed; the guard still holds).
-    /// Blocks like [`Guard::complete`].
+    /// Blocks like [`Guard::complete`]. Fails before anything changed —
+    /// the guard then keeps its deadline — or with `Poisoned` from the
+    /// durability wait (the guard already shows the new deadline, which
+    /// may not be durable); see the type's documentation.
     pub fn extend(&mut self, by: Duration) -> Result<()> {
         let ticket = self.store.start_extend(self.lease.as_mut().expect("held"), by)?;
         self.store.settle(ticket)
     }
 
-    /// [`Guard::extend`] for async code.
+    /// [`Guard::extend`] for async code: awaits the fsync, as
+    /// [`Guard::complete_async`] does. Errors as `extend`.
     pub async fn extend_async(&mut self, by: Duration) -> Result<()> {
         let ticket = self.store.start_extend(self.lease.as_mut().expect("held"), by)?;
         self.store.settle_async(ticket).await

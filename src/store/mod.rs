@@ -41,19 +41,73 @@ use crate::metrics::{Metrics, Stats};
 /// the accessors `config`, `recovery_report` and `stats`.
 ///
 /// # Which calls block
-/// Every call takes one stripe lock for a few microseconds. In
-/// `Durability::Durable`, a transition (a claim that acquires, `complete`,
-/// `fail`, `extend`, `release`, `remove`) also waits for its journal fsync —
-/// concurrent callers share one fsync, a batch shares one — and an answer
-/// based on a transition that is not yet durable waits for it too, so no
-/// caller ever acts on state a crash could undo. [`Store::wait`] blocks up to
-/// its timeout. From async code use the `_async` forms
-/// ([`Store::claim_async`], [`Store::wait_async`], [`Guard::complete_async`],
-/// [`Store::run_once_async`], [`Store::claim_batch_async`], …), which await
-/// those waits instead of blocking a thread; `get`, `remove`, the
-/// maintenance calls and `close` stay blocking (run them in
-/// `spawn_blocking`, or accept a sub-millisecond block in `Buffered`).
-/// Dropping a guard, and [`Store::abandon`], never block.
+/// - **Every key operation** (a claim, `get`, `remove`, `import`, a
+///   transition of a held key, dropping a guard) takes the key's stripe
+///   lock for a few microseconds. A cache miss of a stored key reads sled
+///   outside the lock; a key never stored is answered by the stripe's key
+///   filter without a read, once the filter's background build after open
+///   has finished.
+/// - **Durability**: in `Durability::Durable`, a transition (a claim that
+///   acquires, `complete`, `fail`, `extend`, `release`, `remove`, `import`)
+///   waits for its journal fsync — concurrent callers share one (group
+///   commit), a batch shares one — and an answer based on a transition not
+///   yet durable (a `Replay` of a completion still being fsynced, a `get`
+///   of it) waits for that fsync too, so no caller ever acts on state a
+///   crash could undo. In `Buffered` none of these wait.
+/// - **Rarely, longer**: right after an open that followed a clean close, a
+///   claim or `get` of a key found neither in memory nor in sled waits
+///   until the background count of sled's records (a scan of them all) has
+///   shown that sled lost none; every claim and write waits while the
+///   applier is 2^18 journal entries behind (backpressure); once per 2^32
+///   acquisitions a claim writes and fsyncs META (after a checkpoint in
+///   progress, if any).
+/// - **Waiting**: [`Store::wait`], and a claim with [`ClaimOptions::wait`],
+///   blocks up to its timeout.
+/// - **I/O calls**: `open` (journal replay), `flush` (a journal fsync, in
+///   either mode), `checkpoint`, `sweep`, `verify`, `list` and `export`
+///   (each first makes every earlier transition durable and waits until
+///   sled holds it), and `close`, whose waits are bounded (see
+///   [`Store::close`]). Dropping the last clone closes the store — also
+///   when that clone is the one a [`Guard`] holds.
+/// - **Never block**: [`Store::abandon`] and dropping a guard (beyond the
+///   stripe lock and a sled read on a cache miss, and unless the guard holds
+///   the last clone), [`Store::adopt`], `config`, `recovery_report`, and
+///   `stats` (which takes each stripe lock in turn, without I/O).
+///
+/// From async code use the `_async` forms ([`Store::claim_async`],
+/// [`Store::wait_async`], [`Guard::complete_async`],
+/// [`Store::run_once_async`], [`Store::claim_batch_async`],
+/// [`Store::flush_async`], …), which await the durability waits and the
+/// wait for a holder instead of blocking a thread; they still hold the
+/// thread for the stripe lock, a sled read on a cache miss and the rare
+/// waits above. `get`, `remove`, `import`, `list`, `export`, the
+/// maintenance calls and `close` have no async form: call them in
+/// `spawn_blocking` (or accept a sub-millisecond block in `Buffered`).
+///
+/// # Errors
+/// Expected outcomes — a duplicate, a key in flight, a fingerprint
+/// mismatch — are [`Claim`] values, not errors. The errors any call may
+/// return, besides its own (see each method):
+/// - [`Error::Closed`] once [`Store::close`] has begun on any clone: the
+///   call was refused and changed nothing.
+/// - [`Error::Poisoned`] from every claim and every write, and from a read
+///   whose answer would rest on a transition that can no longer become
+///   durable, once the store is poisoned: a journal write or fsync, the
+///   applier's write to sled, a checkpoint, a background sweep or a META
+///   write failed, a background thread panicked, or a count of sled's
+///   records found some lost. Retrying is futile: reopen the directory,
+///   which recovers from the journal.
+/// - [`Error::Storage`], [`Error::Corrupt`] or
+///   [`Error::UnsupportedVersion`] when the key's stored record cannot be
+///   read from sled or decoded: nothing was changed (`verify` lists the
+///   damaged records, `remove` deletes one).
+/// - [`Error::Internal`]: a bug in idemkv; please report it.
+///
+/// **An error from the durability wait is not a rollback.** A transition
+/// that returns `Err(Poisoned)` may have been journaled before the fsync
+/// failed, and may be durable: reopen and [`get`](Store::get) the key
+/// before retrying (a completion found there is the answer; do not run the
+/// side effect again).
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -85,13 +139,40 @@ impl Store {
     ///
     /// Replays the journal after the last checkpoint (a torn tail is cut
     /// off; see [`Store::recovery_report`]). Claims held by a previous process
-    /// are orphaned at once. Fails with [`Error::Locked`] if another process
-    /// or `Store` has the directory open.
+    /// are orphaned at once.
+    ///
+    /// # Blocking
+    /// Blocks for the whole open: taking the directory's LOCK (retried for
+    /// up to 0.5 s, for a lock a forked child may still hold), opening sled
+    /// (retried for up to 10 s while an earlier `Store` of this process lets
+    /// go of sled's own lock, e.g. after a close that timed out), reading
+    /// the journal — writing to sled the replayed entries beyond the newest
+    /// 2^17, which stay in memory — and several fsyncs. The background count
+    /// of sled's records starts when open returns (see "Which calls block"
+    /// on [`Store`]).
+    ///
+    /// # Errors
+    /// - [`Error::Locked`] if another process or `Store` has the directory
+    ///   open.
+    /// - [`Error::Io`] when a file cannot be created, read, written or
+    ///   fsynced (permissions, a full disk); [`Error::Storage`] when sled
+    ///   cannot open.
+    /// - [`Error::Corrupt`] when a part of the store is damaged or missing
+    ///   (its `key` is `META`, `sled` or `journal`; the reason says how to
+    ///   recover) — the store refuses to open rather than forget completed
+    ///   keys; [`Error::UnsupportedVersion`] for files of a newer idemkv.
+    ///
+    /// No store is opened then and the directory's LOCK is let go of; fix
+    /// the cause and open again.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         Self::open_with(path, Config::default())
     }
 
     /// Opens (or creates) a store in `path` with `config`.
+    ///
+    /// Checks every value of `config` first and refuses a bad one with
+    /// [`Error::InvalidConfig`] naming it, before anything on disk is
+    /// created or changed; otherwise blocks and fails as [`Store::open`].
     pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Store> {
         config.validate()?;
         let embedded = Embedded::open(path.as_ref(), &config)?;
@@ -109,6 +190,25 @@ impl Store {
     }
 
     /// The key's record, or `None` if there is none or it has expired.
+    /// Changes nothing.
+    ///
+    /// # Blocking
+    /// Takes the key's stripe lock, and reads sled outside it on a cache
+    /// miss. In `Durable` mode, when the record (or its absence) rests on a
+    /// transition not yet durable, waits for that journal fsync. Right after
+    /// an open that followed a clean close, a key found neither in memory
+    /// nor in sled waits for the background count of sled's records (see
+    /// [`Store`]).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after close; [`Error::Storage`], [`Error::Corrupt`]
+    /// or [`Error::UnsupportedVersion`] when the stored record cannot be
+    /// read or decoded. [`Error::Poisoned`] only when the answer would rest
+    /// on a transition that can no longer become durable, or would be
+    /// `None` while sled is known to have lost records or has not been
+    /// counted since open (the key may be one sled lost); otherwise a
+    /// poisoned store still answers `get` (to see what a failed transition
+    /// left, reopen the directory first).
     pub fn get(&self, key: &Key) -> Result<Option<Entry>> {
         let current = self.backend().get(key)?;
         let now = self.inner.config.clock.now_millis();
@@ -117,9 +217,24 @@ impl Store {
     }
 
     /// Removes the key's record (manual eviction); the next claim starts
-    /// afresh. Returns whether a live record was removed. A holder of the
-    /// removed claim gets [`StaleReason::Missing`](crate::StaleReason) when
-    /// it finishes.
+    /// afresh. Returns whether a live record was removed (a record that
+    /// cannot be decoded counts as live, and is removed: that is how to
+    /// delete a corrupt record). A holder of the removed claim gets
+    /// [`StaleReason::Missing`](crate::StaleReason) when it finishes; the
+    /// key's waiters wake and claim it afresh.
+    ///
+    /// # Blocking
+    /// A transition: the key's stripe lock (reading sled outside it on a
+    /// cache miss), backpressure while the applier is far behind, and in
+    /// `Durable` mode the journal fsync of the delete (shared with
+    /// concurrent callers) — also when there was nothing to remove but the
+    /// key's last transition is not yet durable.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; [`Error::Poisoned`] — refused, or the delete was
+    /// journaled and its fsync failed: it may be durable, so reopen and
+    /// `get` the key; [`Error::Storage`] or [`Error::UnsupportedVersion`]
+    /// when the stored record cannot be read (nothing changed).
     pub fn remove(&self, key: &Key) -> Result<bool> {
         self.backend().remove(key)
     }
@@ -127,16 +242,21 @@ impl Store {
     /// Counters (cumulative over the store's life, saved at checkpoints) and
     /// latencies (this process) by namespace. Render with
     /// [`Stats::to_prometheus`].
+    ///
+    /// Never fails, also after close or poisoning. No I/O: it takes each
+    /// stripe's lock in turn, for a moment, to add up its counters.
     pub fn stats(&self) -> Stats {
         self.inner.metrics.snapshot(self.backend().counters())
     }
 
-    /// What recovery found when this store was opened.
+    /// What recovery found when this store was opened. Never blocks, never
+    /// fails (also after close).
     pub fn recovery_report(&self) -> &RecoveryReport {
         self.backend().recovery()
     }
 
-    /// The configuration the store was opened with.
+    /// The configuration the store was opened with. Never blocks, never
+    /// fails (also after close).
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -156,18 +276,28 @@ impl Store {
     /// keep answering. A transition that was already past that check when
     /// close began is written out and made durable before close returns.
     ///
-    /// # Blocking and errors
-    /// Blocks while the journal is written out, the applier drains and the
-    /// checkpoint runs. Each of those waits, and sled's own close, gives up
-    /// after 5 s without progress; close then returns
-    /// [`Error::CloseTimedOut`] naming what is stuck (in practice sled after
-    /// the disk filled up), so close returns within about 15 s of its last
-    /// progress whatever sled does. The directory LOCK is released in that case too, unless the
-    /// journal writer itself did not stop; acknowledged transitions are in
-    /// the journal either way, but restart the process before reopening the
-    /// directory. A poisoned store is not checkpointed and its close returns
-    /// [`Error::Poisoned`]; a failed checkpoint returns its error; closing
-    /// an already closed store returns [`Error::Closed`].
+    /// # Blocking
+    /// Blocks while the background threads stop (a sweep or a count of
+    /// sled's records stops at its next page), the journal is written out
+    /// and fsynced, the applier drains and the final checkpoint runs. Each
+    /// of those waits, and sled's own close, gives up after 5 s without
+    /// progress, so close returns within about 15 s of its last progress
+    /// whatever sled does. Dropping the last clone of the store closes it
+    /// the same way (and drops the result).
+    ///
+    /// # Errors
+    /// - [`Error::CloseTimedOut`] names what was stuck (in practice sled
+    ///   after the disk filled up). The directory LOCK is released in that
+    ///   case too, unless the journal writer itself did not stop;
+    ///   acknowledged transitions are in the journal either way, but restart
+    ///   the process before reopening the directory.
+    /// - [`Error::Poisoned`]: a poisoned store is not checkpointed (its
+    ///   journal is the truth; the next open replays it) but is closed all
+    ///   the same.
+    /// - [`Error::Storage`] or [`Error::Io`]: the final checkpoint failed;
+    ///   the store is closed, and the next open replays the journal.
+    /// - [`Error::Closed`]: the store was already closed (by this handle's
+    ///   clone or another); nothing happened.
     pub fn close(self) -> Result<()> {
         self.inner.backend.close()
     }
@@ -183,9 +313,9 @@ impl Drop for Inner {
 impl Config {
     /// Opens (or creates) the store in `path` with this configuration.
     ///
-    /// Blocks while it replays the journal. Fails with
-    /// [`Error::InvalidConfig`] if a value is out of range (nothing on disk
-    /// is touched then), and otherwise as [`Store::open_with`].
+    /// Fails with [`Error::InvalidConfig`] if a value is out of range
+    /// (nothing on disk is touched then); otherwise blocks (journal replay)
+    /// and fails as [`Store::open`].
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path, self)
     }

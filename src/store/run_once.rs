@@ -12,7 +12,8 @@ use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::key::Key;
 
-/// What the closure of [`Store::run_once`] is told about its attempt.
+/// What the closure of [`Store::run_once`] is told about its attempt. Its
+/// accessors never block and never fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     key: Key,
@@ -71,7 +72,8 @@ impl<E> From<E> for Fail<E> {
     }
 }
 
-/// The answer of [`Store::run_once`].
+/// The answer of [`Store::run_once`]. Its accessors never block and never
+/// fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "the value (or the reason there is none) is the answer to return"]
 pub enum RunOnce<T, E> {
@@ -144,17 +146,38 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// # Failures, panics, errors
+    /// # Failures and panics of `f`
     /// `Err(Fail::Retryable(e))` (what `?` makes) fails the key retryably
     /// and returns [`RunOnce::Retry`]; `Err(Fail::Terminal(e))` stores `e`
     /// and returns [`RunOnce::Failed`], as every later call will. A panic in
     /// `f` abandons the claim (the next caller gets `recovered() == true`)
-    /// and resumes unwinding. `Err(Error)` is the store's: as
-    /// [`Store::claim`], [`Guard::complete`] (a value over the size limit or
-    /// that cannot be encoded abandons the claim), or
-    /// [`Error::Codec`](crate::Error::Codec) when a replayed body is not a
-    /// valid `T`/`E`. Blocks like `claim` and `complete`, plus `f`'s own
-    /// time; in async code use [`Store::run_once_async`].
+    /// and resumes unwinding.
+    ///
+    /// # Blocking
+    /// As [`Store::claim`], then `f`'s own time, then as
+    /// [`Guard::complete`] (or `fail_terminal`, `fail`): in `Durable` mode
+    /// two journal fsyncs, shared with concurrent callers. In async code use
+    /// [`Store::run_once_async`].
+    ///
+    /// # Errors
+    /// `Err(Error)` is the store's, never `f`'s:
+    /// - Before `f` runs, as [`Store::claim`]: `f` did not run.
+    /// - After `f` ran, as [`Guard::complete`] returns them — the side
+    ///   effect has happened but its value may not be stored.
+    ///   [`Error::Codec`] (the value cannot be encoded) or
+    ///   [`Error::ResponseTooLarge`] abandons the claim, so the next caller
+    ///   acquires with `recovered() == true`; [`Error::StaleLease`] means
+    ///   `f` outlived its lease and another claimer took the key over (its
+    ///   outcome counts, not this one); [`Error::Poisoned`] from the
+    ///   durability wait means the value may already be durable: reopen and
+    ///   `get` the key before retrying.
+    /// - [`Error::Codec`] also when a replayed body is not a valid `T`
+    ///   (or `E`, for a terminal failure): nothing changed.
+    ///
+    /// [`Error::Codec`]: crate::Error::Codec
+    /// [`Error::ResponseTooLarge`]: crate::Error::ResponseTooLarge
+    /// [`Error::StaleLease`]: crate::Error::StaleLease
+    /// [`Error::Poisoned`]: crate::Error::Poisoned
     pub fn run_once<T, E, F>(
         &self,
         key: &Key,
@@ -171,7 +194,9 @@ impl Store {
 
     /// [`Store::run_once`] with per-call options; with
     /// [`ClaimOptions::wait`], a duplicate that finds the key in flight
-    /// waits for the holder's value instead of answering `InFlight`.
+    /// waits for the holder's value instead of answering `InFlight`
+    /// (blocking like [`Store::wait`]). Blocks and fails as `run_once`, and
+    /// with `InvalidConfig` as [`Store::claim_with`].
     pub fn run_once_with<T, E, F>(
         &self,
         key: &Key,
@@ -200,8 +225,10 @@ impl Store {
     }
 
     /// [`Store::run_once`] for async code: `f` returns a future. Durability
-    /// waits are awaited (see [`Store::claim_async`]). Cancel-safe: dropping
-    /// the returned future while `f` runs abandons the claim, like a panic.
+    /// waits are awaited; the thread is held only as
+    /// [`Store::claim_async`] and [`Guard::complete_async`] describe. Errors
+    /// as `run_once`. Cancel-safe: dropping the returned future while `f`
+    /// runs abandons the claim, like a panic.
     pub async fn run_once_async<T, E, F, Fut>(
         &self,
         key: &Key,
@@ -217,7 +244,9 @@ impl Store {
         self.run_once_with_async(key, fingerprint, &ClaimOptions::default(), f).await
     }
 
-    /// [`Store::run_once_with`] for async code.
+    /// [`Store::run_once_with`] for async code (see
+    /// [`Store::run_once_async`]); with [`ClaimOptions::wait`] it waits like
+    /// [`Store::wait_async`]. Errors as `run_once_with`. Cancel-safe.
     pub async fn run_once_with_async<T, E, F, Fut>(
         &self,
         key: &Key,

@@ -15,21 +15,41 @@ use crate::error::{Error, Result, StaleReason};
 
 impl Store {
     /// Completes the claim of a detached `lease` (see [`Guard::complete`],
-    /// which most callers use) with raw `response` bytes.
+    /// which most callers use) with raw `response` bytes. A lease past its
+    /// deadline still completes if nobody took the key over.
     ///
-    /// Fails with [`Error::StaleLease`] if the key was re-acquired by a newer
-    /// claim, already finished, or removed — and then changes nothing. A lease
-    /// past its deadline still completes if nobody took the key over. Fails
-    /// with [`Error::ResponseTooLarge`] over `max_response_bytes`,
-    /// [`Error::Closed`] or [`Error::Poisoned`]. Blocks for the journal fsync
-    /// in `Durable` mode.
+    /// # Blocking
+    /// Takes the key's stripe lock (reading sled outside it on a cache
+    /// miss), waits while the applier is 2^18 entries behind
+    /// (backpressure), and in `Durable` mode waits for the journal fsync,
+    /// shared with concurrent callers.
+    ///
+    /// # Errors
+    /// A detached lease is never abandoned on error: its claim stays until
+    /// its deadline unless finished.
+    /// - [`Error::StaleLease`], nothing changed — do not report this
+    ///   attempt's result: the key was re-acquired by a newer claim
+    ///   ([`StaleReason::Superseded`]), already finished
+    ///   ([`StaleReason::Finished`]), removed or expired
+    ///   ([`StaleReason::Missing`]), or the lease is of another store or an
+    ///   earlier open ([`StaleReason::OtherStore`]).
+    /// - [`Error::ResponseTooLarge`] over `max_response_bytes`, nothing
+    ///   changed.
+    /// - [`Error::Closed`], nothing changed.
+    /// - [`Error::Poisoned`]: refused — or the completion was journaled and
+    ///   its fsync failed, so it may already be durable: reopen and `get`
+    ///   the key before retrying.
+    /// - [`Error::Storage`], [`Error::Corrupt`] or
+    ///   [`Error::UnsupportedVersion`]: the key's stored record cannot be
+    ///   read; nothing changed.
     pub fn complete(&self, lease: &Lease, response: &[u8]) -> Result<()> {
         let ticket = self.start_complete(lease, response, BodyFormat::Bytes)?;
         self.settle(ticket)
     }
 
     /// Ends the claim of a detached `lease` without a response (see
-    /// [`Guard::fail`]). Fenced and blocking like [`Store::complete`].
+    /// [`Guard::fail`]). Fenced, blocking and failing like
+    /// [`Store::complete`] (`ResponseTooLarge` only for a terminal payload).
     pub fn fail(&self, lease: &Lease, failure: Failure<'_>) -> Result<()> {
         let ticket = self.start_fail(lease, failure)?;
         self.settle(ticket)
@@ -37,7 +57,8 @@ impl Store {
 
     /// Gives the key of a detached `lease` back stating that nothing happened
     /// (see [`Guard::release`]); the next claim acquires it with
-    /// `recovered = false`. Fenced and blocking like [`Store::complete`].
+    /// `recovered = false`. Fenced, blocking and failing like
+    /// [`Store::complete`] (never `ResponseTooLarge`).
     pub fn release(&self, lease: &Lease) -> Result<()> {
         let (_, ticket) = self.start(lease, Op::Release)?;
         self.settle(ticket)
@@ -47,8 +68,12 @@ impl Store {
     /// [`Guard::extend`]). `by` is rounded up to whole milliseconds (the
     /// duration rule of [`Policy`](crate::Policy)); it may not be zero,
     /// longer than [`MAX_DURATION`](crate::MAX_DURATION), nor longer than the
-    /// retention the key was claimed with (`Error::InvalidConfig`, nothing
-    /// changed). Fenced and blocking like [`Store::complete`].
+    /// retention the key was claimed with ([`Error::InvalidConfig`],
+    /// nothing changed; checked after `Closed`). Fenced, blocking and
+    /// failing like [`Store::complete`] (never `ResponseTooLarge`). On
+    /// success `lease` carries the new deadline; on an error it is left as
+    /// it was, except after `Poisoned` from the durability wait, when it
+    /// already carries the new deadline (which may not be durable).
     pub fn extend(&self, lease: &mut Lease, by: Duration) -> Result<()> {
         let ticket = self.start_extend(lease, by)?;
         self.settle(ticket)
@@ -56,9 +81,14 @@ impl Store {
 
     /// Abandons the claim of a detached `lease`, as dropping its guard does:
     /// the key is claimable at once and the next claimer gets
-    /// `recovered() == true`. Never blocks on durability or backpressure;
-    /// never fails (a closed or poisoned store, or a key taken over, leaves
-    /// nothing to abandon: the claim is orphaned anyway).
+    /// `recovered() == true`. A lease of another store is ignored.
+    ///
+    /// Never blocks on durability or backpressure: it takes the key's
+    /// stripe lock for an in-memory journal append (reading the key's
+    /// record from sled first on a cache miss). Never fails: a closed or
+    /// poisoned store, a key taken over or a record that cannot be read
+    /// leaves nothing to abandon — the claim is orphaned anyway when its
+    /// lease ends or the store reopens.
     pub fn abandon(&self, lease: &Lease) {
         if lease.store != self.backend().store_id() {
             return;
@@ -159,8 +189,11 @@ impl Store {
     }
 
     /// Makes every transition so far durable, awaiting the fsync instead of
-    /// blocking on it (see [`Store::flush`]). Fails with [`Error::Closed`]
-    /// or [`Error::Poisoned`].
+    /// blocking on it (see [`Store::flush`]); the thread is held only for
+    /// the journal's queue lock. Fails with [`Error::Closed`] or
+    /// [`Error::Poisoned`] (then not every transition may be durable:
+    /// reopen to recover what the journal holds). Cancel-safe: the fsync
+    /// it asked for happens anyway.
     pub async fn flush_async(&self) -> Result<()> {
         let b = self.backend();
         b.check_writable()?;

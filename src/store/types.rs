@@ -10,7 +10,8 @@ use crate::core::{BodyFormat, IdleReason, Record, State};
 use crate::fingerprint::Fingerprint;
 use crate::key::Key;
 
-/// The answer to a claim: exactly one of four outcomes.
+/// The answer to a claim: exactly one of four outcomes. Its methods never
+/// block and never fail.
 #[derive(Debug)]
 #[must_use = "a claim tells you whether to run the side effect"]
 pub enum Claim {
@@ -65,7 +66,7 @@ impl Claim {
 ///
 /// Dropping a lease changes nothing: the claim stays until its deadline. It
 /// is `Clone` for handing over (a clone presented after the first one
-/// finished is refused as stale).
+/// finished is refused as stale). Its accessors never block and never fail.
 ///
 /// A lease is valid only with the open store that issued it: it carries that
 /// open's random identity. Presented to another data directory, to a copy of
@@ -135,7 +136,8 @@ pub enum Outcome {
     Failed,
 }
 
-/// A finished key's stored outcome, replayed to every duplicate.
+/// A finished key's stored outcome, replayed to every duplicate. Its
+/// methods never block; only the decoding ones can fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replay {
     outcome: Outcome,
@@ -241,10 +243,12 @@ pub enum Failure<'a> {
 
 /// Per-call overrides of the namespace policy.
 ///
-/// Checked at the claim by the duration rule of [`Policy`](crate::Policy):
-/// zero or longer than [`MAX_DURATION`](crate::MAX_DURATION) is
+/// The builders only record values (never block, never fail); the claim
+/// checks them by the duration rule of [`Policy`](crate::Policy): zero or
+/// longer than [`MAX_DURATION`](crate::MAX_DURATION) is
 /// `Error::InvalidConfig` (nothing stored); otherwise rounded up to whole
-/// milliseconds.
+/// milliseconds. [`Store::claim_batch_with`](crate::Store::claim_batch_with)
+/// refuses a `wait`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClaimOptions {
     pub(crate) lease: Option<Duration>,
@@ -309,7 +313,8 @@ pub enum EntryState {
     },
 }
 
-/// A key's stored record.
+/// A key's stored record, as [`Store::get`](crate::Store::get) and
+/// [`Store::list`](crate::Store::list) return it: plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Entry {
