@@ -118,7 +118,10 @@ impl Store {
                 }
                 Step::Wait(waiter, wake_at) => {
                     waiter.wait_until(wake_at);
-                    // Woken by close (or poisoning): stop waiting.
+                    // Woken by close: stop waiting. (Poisoning does not wake
+                    // the key's waiters — they sleep in the stripes, above the
+                    // engine that poisons — so a wait on a poisoned store ends
+                    // at the holder's lease end or its timeout, with this error.)
                     self.backend().check_writable()?;
                 }
             }
