@@ -379,6 +379,13 @@ impl Config {
         self.namespaces.get(namespace).unwrap_or(&self.default_policy)
     }
 
+    /// [`Config::policy`] of `key`'s namespace; without per-namespace
+    /// policies, without reading the namespace at all (the claim path).
+    #[inline]
+    pub(crate) fn policy_of(&self, key: &crate::key::Key) -> &Policy {
+        if self.namespaces.is_empty() { &self.default_policy } else { self.policy(key.namespace()) }
+    }
+
     /// Checks every value; called by `open`. Nothing is passed to sled or
     /// the record cache unchecked.
     pub(crate) fn validate(&self) -> Result<()> {

@@ -2,11 +2,10 @@
 //! completion, recently — the basis of `Claim::InFlight::retry_after`.
 //!
 //! The last [`WINDOW`] completions of the namespace in this process are kept
-//! in a ring; their 90th percentile is recomputed with every sample while
-//! there are few ([`EXACT_UNTIL`]), then every [`REFRESH`] samples, and read
-//! without a lock. Before the first completion there is no estimate.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! in a ring; their 90th percentile is computed when an in-flight answer
+//! needs it — exactly while there are few samples ([`EXACT_UNTIL`]), then
+//! after every [`REFRESH`] new ones. Before the first completion there is
+//! no estimate.
 
 use parking_lot::Mutex;
 
@@ -16,28 +15,23 @@ pub(crate) const WINDOW: usize = 256;
 const REFRESH: u32 = 16;
 /// …once the ring holds more than this many (before, at every sample).
 const EXACT_UNTIL: usize = 64;
-/// "No estimate yet".
-const NONE: u64 = u64::MAX;
 
 /// Recent claim-to-completion times of one namespace, in milliseconds.
+/// Recording is a push under a mutex (the completion path); the percentile
+/// is computed when asked for (the in-flight path), at most once per
+/// [`REFRESH`] new samples once the window holds more than [`EXACT_UNTIL`].
+#[derive(Default)]
 pub(crate) struct ProcessingTimes {
     ring: Mutex<Ring>,
-    p90_ms: AtomicU64,
 }
 
+#[derive(Default)]
 struct Ring {
     samples: Vec<u64>,
     next: usize,
+    /// Samples recorded since `p90` was computed.
     since_refresh: u32,
-}
-
-impl Default for ProcessingTimes {
-    fn default() -> Self {
-        ProcessingTimes {
-            ring: Mutex::new(Ring { samples: Vec::new(), next: 0, since_refresh: 0 }),
-            p90_ms: AtomicU64::new(NONE),
-        }
-    }
+    p90: Option<u64>,
 }
 
 impl ProcessingTimes {
@@ -51,30 +45,28 @@ impl ProcessingTimes {
             r.samples[i] = ms;
         }
         r.next = (r.next + 1) % WINDOW;
-        r.since_refresh += 1;
-        let n = r.samples.len();
-        if n <= EXACT_UNTIL || r.since_refresh >= REFRESH {
-            r.since_refresh = 0;
-            let sorted = r.samples.clone();
-            drop(r);
-            self.publish(sorted);
-        }
+        r.since_refresh = r.since_refresh.saturating_add(1);
     }
 
-    /// Publishes the p90 of `samples` (nearest rank: the smallest sample
-    /// with at least 90 % of them at or below it).
-    fn publish(&self, mut samples: Vec<u64>) {
-        samples.sort_unstable();
-        let rank = (samples.len() * 9).div_ceil(10).max(1);
-        if let Some(&p90) = samples.get(rank - 1) {
-            self.p90_ms.store(p90, Ordering::Relaxed);
-        }
-    }
-
-    /// The recent 90th percentile, if there are enough samples.
+    /// The recent 90th percentile; `None` before the first sample.
     pub fn p90_ms(&self) -> Option<u64> {
-        Some(self.p90_ms.load(Ordering::Relaxed)).filter(|&v| v != NONE)
+        let mut r = self.ring.lock();
+        let stale = r.since_refresh > 0
+            && (r.p90.is_none() || r.samples.len() <= EXACT_UNTIL || r.since_refresh >= REFRESH);
+        if stale {
+            r.since_refresh = 0;
+            r.p90 = p90_of(r.samples.clone());
+        }
+        r.p90
     }
+}
+
+/// The 90th percentile of `samples` (nearest rank: the smallest sample with
+/// at least 90 % of them at or below it).
+fn p90_of(mut samples: Vec<u64>) -> Option<u64> {
+    samples.sort_unstable();
+    let rank = (samples.len() * 9).div_ceil(10).max(1);
+    samples.get(rank - 1).copied()
 }
 
 /// When an in-flight holder will probably be done, in ms from now: the
@@ -116,7 +108,7 @@ mod tests {
             }
             let window = t.ring.lock().samples.clone();
             assert_eq!(window.iter().filter(|&&v| v == 5_000).count(), slow);
-            t.publish(window);
+            assert_eq!(p90_of(window), Some(p90), "{slow} slow of {WINDOW}");
             assert_eq!(t.p90_ms(), Some(p90), "{slow} slow of {WINDOW}");
         }
     }

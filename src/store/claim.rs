@@ -225,6 +225,7 @@ impl Store {
     }
 
     /// Checks a call's input against the namespace policy.
+    #[inline]
     pub(super) fn call<'a>(
         &self,
         key: &'a Key,
@@ -233,7 +234,7 @@ impl Store {
     ) -> Result<Call<'a>> {
         let started = crate::metrics::sampled().then(Instant::now);
         self.backend().check_writable()?;
-        let policy = self.inner.config.policy(key.namespace());
+        let policy = self.inner.config.policy_of(key);
         let (lease_ms, retention_ms) = if options.lease.is_none() && options.retention.is_none() {
             // The namespace's policy, checked when the store opened.
             policy.checked_ms()
@@ -261,6 +262,7 @@ impl Store {
 
     /// One round: ask the backend; if the key is in flight and the call may
     /// still wait, say until when.
+    #[inline]
     pub(super) fn step(&self, call: &mut Call<'_>) -> Result<Step> {
         call.req.wait = match call.wait_until {
             None => false,
@@ -284,6 +286,7 @@ impl Store {
     }
 
     /// The public answer (a guard when acquired), audited and timed.
+    #[inline]
     pub(super) fn answer(&self, call: &Call<'_>, claimed: Claimed) -> Result<Claim> {
         let key = call.req.key;
         let claim = match &claimed {
