@@ -145,8 +145,8 @@ impl Search<'_> {
 /// One holder per lease epoch, checked directly: sorted by token, each
 /// acquisition after the first must be preceded (invoked before the
 /// acquisition returned, after the previous acquisition was invoked) by a
-/// successful release or retryable failure of the previous token, or by a
-/// removal of a live record. Returns the violations.
+/// successful release or retryable failure of the previous token, an
+/// abandon of it, or by a removal of a live record. Returns the violations.
 pub(crate) fn check_one_holder(history: &[Event]) -> Vec<String> {
     let mut acquired: Vec<&Event> =
         history.iter().filter(|e| matches!(e.res, LinRes::Acquired { .. })).collect();
@@ -161,9 +161,9 @@ pub(crate) fn check_one_holder(history: &[Event]) -> Vec<String> {
         }
         let handed_over = history.iter().any(|e| {
             let ends_a = match &e.op {
-                LinOp::Release { token } | LinOp::FailRetryable { token } => {
-                    *token == self::token(a) && e.res == LinRes::Ok
-                }
+                LinOp::Release { token }
+                | LinOp::FailRetryable { token }
+                | LinOp::Abandon { token, .. } => *token == self::token(a) && e.res == LinRes::Ok,
                 LinOp::Remove => e.res == LinRes::Removed(true),
                 _ => false,
             };
@@ -172,7 +172,7 @@ pub(crate) fn check_one_holder(history: &[Event]) -> Vec<String> {
         if !handed_over {
             problems.push(format!(
                 "one holder: token {} was acquired while token {} still held the key (no \
-                 release, retryable failure or removal in between): {a:?} then {b:?}",
+                 release, retryable failure, abandon or removal in between): {a:?} then {b:?}",
                 token(b),
                 token(a)
             ));

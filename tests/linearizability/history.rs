@@ -7,12 +7,33 @@ use crate::model_support::rules::Stale;
 /// A call on one key. Tokens are the real fencing tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LinOp {
-    Claim { fp: Option<Fp> },
-    Wait { fp: Option<Fp>, timeout_ms: u64 },
-    Complete { token: u64, body: Vec<u8> },
-    FailTerminal { token: u64, body: Vec<u8> },
-    FailRetryable { token: u64 },
-    Release { token: u64 },
+    Claim {
+        fp: Option<Fp>,
+    },
+    Wait {
+        fp: Option<Fp>,
+        timeout_ms: u64,
+    },
+    Complete {
+        token: u64,
+        body: Vec<u8>,
+    },
+    FailTerminal {
+        token: u64,
+        body: Vec<u8>,
+    },
+    FailRetryable {
+        token: u64,
+    },
+    Release {
+        token: u64,
+    },
+    /// `Store::abandon(&lease)`, or with `guard` a guard adopted from the
+    /// lease and dropped. Answers `Ok` whatever it did.
+    Abandon {
+        token: u64,
+        guard: bool,
+    },
     Get,
     Remove,
 }

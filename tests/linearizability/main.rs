@@ -1,6 +1,7 @@
 //! Contention and linearizability: 64 threads hammer three hot keys with
-//! mixed operations (claim, wait, complete, fail, release, remove, get, and
-//! stale leases), recording every call's invocation and response on a global
+//! mixed operations (claim, claim batches over the hot keys, wait, complete,
+//! fail, release, abandon — `Store::abandon` or a guard dropped — remove,
+//! get, and stale leases), recording every call's invocation and response on a global
 //! logical clock. Each key's history is then checked:
 //!
 //! - **linearizability** against the sequential per-key rules of
@@ -8,8 +9,9 @@
 //!   the linearized set and the model state): some total order of the calls,
 //!   consistent with real time, explains every answer;
 //! - **one holder per lease epoch**, directly: sorted by token, every
-//!   acquisition after the first is preceded by a successful release or
-//!   retryable failure of the previous holder, or by a removal of the key.
+//!   acquisition after the first is preceded by a successful release,
+//!   retryable failure or abandon of the previous holder, or by a removal of
+//!   the key.
 //!
 //! A real clock with one-hour leases keeps leases from expiring, so the only
 //! nondeterminism is the interleaving. `IDEMKV_LIN_ROUNDS` sets the number of
@@ -67,10 +69,11 @@ fn hot_keys_under_contention_are_linearizable() {
         let stats = round(store, r, seed.wrapping_add(r as u64));
         if r < 4 || r % 50 == 0 {
             eprintln!(
-                "round {r} ({mode}): {} calls, {} acquisitions, {} woken waits, up to {} \
-                 concurrent calls on one key, {} search steps, {:?}",
+                "round {r} ({mode}): {} calls, {} acquisitions ({} recovered), {} woken waits, \
+                 up to {} concurrent calls on one key, {} search steps, {:?}",
                 stats.calls,
                 stats.acquired,
+                stats.recovered,
                 stats.woken_waits,
                 stats.max_concurrency,
                 stats.search_steps,
@@ -80,15 +83,17 @@ fn hot_keys_under_contention_are_linearizable() {
         total.calls += stats.calls;
         total.woken_waits += stats.woken_waits;
         total.acquired += stats.acquired;
+        total.recovered += stats.recovered;
         total.max_concurrency = total.max_concurrency.max(stats.max_concurrency);
         total.search_steps += stats.search_steps;
         total.max_steps = total.max_steps.max(stats.max_steps);
     }
     eprintln!(
-        "{rounds} rounds, seed {seed}: {} calls, {} acquisitions, {} woken waits, max \
-         concurrency {}, {} search steps (at most {} for one history), {:?}",
+        "{rounds} rounds, seed {seed}: {} calls, {} acquisitions ({} recovered), {} woken \
+         waits, max concurrency {}, {} search steps (at most {} for one history), {:?}",
         total.calls,
         total.acquired,
+        total.recovered,
         total.woken_waits,
         total.max_concurrency,
         total.search_steps,
@@ -173,6 +178,22 @@ fn checker_rejects_stale_reads_and_unseen_responses() {
         ev(1, 5, 6, LinOp::Claim { fp: A }, acquired(9, 2)),
     ];
     assert!(matches!(check_linearizable(&h).0, Verdict::Violation { .. }));
+    // After the holder's abandon returned, the key is an orphan: a claim
+    // acquires it, recovered — not InFlight, not unflagged.
+    let abandoned = |res: LinRes| {
+        [
+            ev(0, 1, 2, LinOp::Claim { fp: A }, acquired(10, 1)),
+            ev(0, 3, 4, LinOp::Abandon { token: 10, guard: true }, LinRes::Ok),
+            ev(1, 5, 6, LinOp::Claim { fp: A }, res),
+        ]
+    };
+    let in_flight = abandoned(LinRes::InFlight { attempt: 1 });
+    assert!(matches!(check_linearizable(&in_flight).0, Verdict::Violation { .. }));
+    let unflagged = abandoned(LinRes::Acquired { token: 11, attempt: 2, recovered: false });
+    assert!(matches!(check_linearizable(&unflagged).0, Verdict::Violation { .. }));
+    let recovered = abandoned(LinRes::Acquired { token: 11, attempt: 2, recovered: true });
+    assert_eq!(check_linearizable(&recovered).0, Verdict::Linearizable);
+    assert!(check_one_holder(&recovered).is_empty());
     // A stale lease that was let through.
     let h = [
         ev(0, 1, 2, LinOp::Claim { fp: A }, acquired(10, 1)),
@@ -324,6 +345,7 @@ fn checker_accepts_generated_linearizable_histories() {
                         65..70 => LinOp::Complete { token: t, body: vec![rng.below(3) as u8] },
                         70..72 => LinOp::FailTerminal { token: t, body: b"no".to_vec() },
                         72..86 => LinOp::FailRetryable { token: t },
+                        86..92 => LinOp::Abandon { token: t, guard: rng.below(2) == 0 },
                         _ => LinOp::Release { token: t },
                     }
                 }

@@ -25,6 +25,9 @@ pub(crate) fn open(dir: &std::path::Path, durability: Durability) -> Store {
 pub(crate) struct RoundStats {
     pub(crate) calls: usize,
     pub(crate) acquired: usize,
+    /// Acquisitions flagged `recovered`: with hour-long leases and no
+    /// reopen, only after an abandon.
+    pub(crate) recovered: usize,
     pub(crate) max_concurrency: usize,
     /// `wait`s that were in progress when a holder ended its claim, and then
     /// acquired or replayed.
@@ -42,6 +45,10 @@ pub(crate) fn round(store: &Store, round: usize, seed: u64) -> RoundStats {
         stats.calls += history.len();
         stats.acquired +=
             history.iter().filter(|e| matches!(e.res, LinRes::Acquired { .. })).count();
+        stats.recovered += history
+            .iter()
+            .filter(|e| matches!(e.res, LinRes::Acquired { recovered: true, .. }))
+            .count();
         stats.max_concurrency = stats.max_concurrency.max(max_overlap(history));
         stats.woken_waits += woken_waits(history);
         let name = format!("round {round} key {k}");

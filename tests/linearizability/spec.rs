@@ -53,6 +53,11 @@ pub(crate) fn apply(s: &KeyState, op: &LinOp, token: u64) -> (LinRes, KeyState) 
             end_res(rules::end(&mut next.rec, *token, NOW, End::FailRetryable))
         }
         LinOp::Release { token } => end_res(rules::end(&mut next.rec, *token, NOW, End::Release)),
+        LinOp::Abandon { token, .. } => {
+            // Effective only for the holder; silent either way.
+            rules::abandon(&mut next.rec, *token, NOW);
+            LinRes::Ok
+        }
         LinOp::Get => LinRes::Got(rules::view(&next.rec, NOW, BOOT).map(|e| GotRes {
             attempts: e.attempts,
             fp: e.fp,
@@ -79,6 +84,15 @@ pub(crate) fn step(s: &KeyState, op: &LinOp, res: &LinRes) -> Option<KeyState> {
         LinRes::Acquired { .. } => return None,
         _ => 0,
     };
+    // Only a holder abandons, so never before its token was drawn. (An
+    // abandon answers nothing: without this rule one placed before its
+    // acquisition would be a silent no-op there, and the checker, which
+    // commits no-ops without trying alternatives, could miss its effect.)
+    if let LinOp::Abandon { token, .. } = op
+        && *token > s.max_token
+    {
+        return None;
+    }
     let (out, next) = apply(s, op, token);
     (out == *res).then_some(next)
 }

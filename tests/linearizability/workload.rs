@@ -1,5 +1,7 @@
 //! The workload: 64 threads of mixed calls on the hot keys, each call
-//! recorded with its logical invocation and response times.
+//! recorded with its logical invocation and response times. A claim batch
+//! over several hot keys is recorded as one claim per key, each with the
+//! batch's invocation and response times.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
@@ -114,11 +116,7 @@ fn worker(
             return events;
         };
         let key = &keys[k];
-        let fp = match rng.below(100) {
-            0..80 => Some(0),
-            80..95 => None,
-            _ => Some(1),
-        };
+        let fp = draw_fp(&mut rng);
         let roll = rng.below(100);
         let body = format!("thread {thread} says {}", rng.below(1000)).into_bytes();
         // Choose the call (and the lease it uses) before taking the time.
@@ -127,6 +125,7 @@ fn worker(
             (Some(l), 5..8) => LinOp::FailTerminal { token: l.token(), body },
             (Some(l), 8..40) => LinOp::FailRetryable { token: l.token() },
             (Some(l), 40..75) => LinOp::Release { token: l.token() },
+            (Some(l), 75..85) => LinOp::Abandon { token: l.token(), guard: rng.below(2) == 0 },
             (_, 0..45) => LinOp::Claim { fp },
             (_, 45..65) => LinOp::Wait { fp, timeout_ms: rng.below(4) },
             (_, 65..82) => LinOp::Get,
@@ -135,14 +134,34 @@ fn worker(
                 // A stale lease: fencing must refuse it (or it is the holder's
                 // own lease, already ended: Finished).
                 let l = &old[k][rng.below(old[k].len() as u64) as usize];
-                match rng.below(3) {
+                match rng.below(4) {
                     0 => LinOp::Complete { token: l.token(), body },
                     1 => LinOp::Release { token: l.token() },
+                    2 => LinOp::Abandon { token: l.token(), guard: rng.below(2) == 0 },
                     _ => LinOp::FailRetryable { token: l.token() },
                 }
             }
             _ => LinOp::Claim { fp },
         };
+        if let LinOp::Claim { fp } = op
+            && rng.below(5) == 0
+        {
+            claim_batch(
+                thread,
+                store,
+                keys,
+                budget,
+                clock,
+                k,
+                fp,
+                &mut rng,
+                &mut held,
+                &mut old,
+                &mut events,
+            );
+            spread(&mut rng);
+            continue;
+        }
         let lease_of = |token: u64| -> Lease {
             held[k]
                 .iter()
@@ -155,7 +174,8 @@ fn worker(
             LinOp::Complete { token, .. }
             | LinOp::FailTerminal { token, .. }
             | LinOp::FailRetryable { token }
-            | LinOp::Release { token } => Some(lease_of(*token)),
+            | LinOp::Release { token }
+            | LinOp::Abandon { token, .. } => Some(lease_of(*token)),
             _ => None,
         };
         let began = Instant::now();
@@ -184,6 +204,23 @@ fn worker(
             ),
             LinOp::Release { .. } => {
                 (store.release(lease.as_ref().unwrap()).map_or_else(stale, |()| LinRes::Ok), None)
+            }
+            LinOp::Abandon { guard, .. } => {
+                let l = lease.as_ref().unwrap();
+                let res = if *guard {
+                    // A guard re-attached to the lease, dropped: abandons.
+                    store.adopt(l.clone()).map_or_else(
+                        |e| LinRes::Error(e.to_string()),
+                        |g| {
+                            drop(g);
+                            LinRes::Ok
+                        },
+                    )
+                } else {
+                    store.abandon(l);
+                    LinRes::Ok
+                };
+                (res, None)
             }
             LinOp::Get => (got_res(store.get(key), &fps), None),
             LinOp::Remove => (
@@ -214,13 +251,71 @@ fn worker(
             old[k].push(held[k].take().expect("held"));
         }
         events[k].push(Event { thread, op, call, ret, res });
-        // Spread the calls: without this a thread on a 2-core machine can run
-        // its whole share within one time slice, with no interleaving.
-        match rng.below(8) {
-            0..4 => std::thread::yield_now(),
-            4 => std::thread::sleep(Duration::from_micros(rng.below(300))),
-            _ => {}
+        spread(&mut rng);
+    }
+}
+
+fn draw_fp(rng: &mut Rng) -> Option<Fp> {
+    match rng.below(100) {
+        0..80 => Some(0),
+        80..95 => None,
+        _ => Some(1),
+    }
+}
+
+/// Spreads the calls: without this a thread on a 2-core machine can run its
+/// whole share within one time slice, with no interleaving.
+fn spread(rng: &mut Rng) {
+    match rng.below(8) {
+        0..4 => std::thread::yield_now(),
+        4 => std::thread::sleep(Duration::from_micros(rng.below(300))),
+        _ => {}
+    }
+}
+
+/// A `claim_batch` of key `k` (whose call is counted already) and each other
+/// hot key with calls left, at random: one `Claim` event per key, all with
+/// the batch's times.
+#[allow(clippy::too_many_arguments)]
+fn claim_batch(
+    thread: usize,
+    store: &Store,
+    keys: &[Key],
+    budget: &[AtomicUsize],
+    clock: &AtomicU64,
+    k: usize,
+    fp: Option<Fp>,
+    rng: &mut Rng,
+    held: &mut [Option<Lease>],
+    old: &mut [Vec<Lease>],
+    events: &mut [Vec<Event>],
+) {
+    let fps = [fingerprint(0), fingerprint(1)];
+    let mut items = vec![(k, fp)];
+    for j in (0..keys.len()).filter(|&j| j != k) {
+        if rng.below(2) == 0 && budget[j].fetch_add(1, Ordering::SeqCst) < OPS_PER_KEY {
+            items.push((j, draw_fp(rng)));
         }
+    }
+    let call = clock.fetch_add(1, Ordering::SeqCst);
+    let answers =
+        store.claim_batch(items.iter().map(|&(j, fp)| (&keys[j], fp.map(|f| fps[f as usize]))));
+    let ret = clock.fetch_add(1, Ordering::SeqCst);
+    let answers: Vec<(LinRes, Option<Lease>)> = match answers {
+        Ok(a) if a.len() == items.len() => a.into_iter().map(|c| claim_res(c, &fps)).collect(),
+        Ok(a) => {
+            let msg = format!("claim_batch of {} answered {}", items.len(), a.len());
+            items.iter().map(|_| (LinRes::Error(msg.clone()), None)).collect()
+        }
+        Err(e) => items.iter().map(|_| (LinRes::Error(e.to_string()), None)).collect(),
+    };
+    for ((j, fp), (res, acquired)) in items.into_iter().zip(answers) {
+        if let Some(l) = acquired
+            && let Some(prev) = held[j].replace(l)
+        {
+            old[j].push(prev);
+        }
+        events[j].push(Event { thread, op: LinOp::Claim { fp }, call, ret, res });
     }
 }
 

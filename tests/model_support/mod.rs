@@ -32,7 +32,9 @@ mod sut;
 #[allow(unused_imports)]
 pub use {
     model::Model,
-    ops::{Op, Outcome, body, fingerprint, key, pick},
+    ops::{
+        JsonLit, Op, Outcome, body, fingerprint, json_bytes, json_value, keeps_guard, key, pick,
+    },
     rules::{ClaimOut, EntryView, ReplayView, Stale, StateView},
     sut::{Sut, model_config, ms_of},
 };

@@ -24,8 +24,9 @@ pub struct Rec {
 pub enum RecState {
     /// `InProgress`: held by `id` of boot `boot` until `deadline`.
     Held { id: LeaseId, boot: u64, claimed_at: Ms, deadline: Ms },
-    /// `Completed` or `Failed` by `id`, with the stored bytes.
-    Done { id: LeaseId, failed: bool, at: Ms, body: Vec<u8> },
+    /// `Completed` or `Failed` by `id`, with the stored bytes and whether
+    /// they are JSON (`BodyFormat::Json`) rather than raw bytes.
+    Done { id: LeaseId, failed: bool, at: Ms, body: Vec<u8>, json: bool },
     /// `Idle` after `last` released it or failed retryably.
     Idle { last: LeaseId, since: Ms, retryable: bool },
 }
@@ -37,6 +38,8 @@ pub struct ReplayView {
     pub failed: bool,
     /// The stored bytes.
     pub body: Vec<u8>,
+    /// `Replay::format()` is `BodyFormat::Json` (else `Bytes`).
+    pub json: bool,
     /// Attempts it took.
     pub attempts: u32,
     /// The lease that finished it.
@@ -79,7 +82,9 @@ pub enum StateView {
     Claimable { since: Ms, retryable: bool },
 }
 
-/// The answer to a claim.
+/// The answer to a claim. `InFlight::retry_after_ms` is the time left on
+/// the holder's lease: the upper bound of `Claim::InFlight::retry_after`,
+/// which `Model` refines with the namespace's recent processing times.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ClaimOut {
     Acquired { id: LeaseId, attempt: u32, recovered: bool, deadline: Ms },
@@ -102,6 +107,8 @@ pub struct ClaimArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
     Complete(Vec<u8>),
+    /// `complete(Json(..))`: the value's JSON bytes.
+    CompleteJson(Vec<u8>),
     FailTerminal(Vec<u8>),
     FailRetryable,
     Release,
@@ -114,9 +121,10 @@ pub fn live(slot: &Option<Rec>, now: Ms) -> Option<&Rec> {
 
 fn replay_of(r: &Rec) -> Option<ReplayView> {
     match &r.state {
-        RecState::Done { id, failed, at, body } => Some(ReplayView {
+        RecState::Done { id, failed, at, body, json } => Some(ReplayView {
             failed: *failed,
             body: body.clone(),
+            json: *json,
             attempts: r.attempts,
             id: *id,
             first_claimed_at: r.created_at,
@@ -199,12 +207,30 @@ pub fn end(slot: &mut Option<Rec>, id: LeaseId, now: Ms, how: End) -> Result<(),
     let r = slot.as_mut().expect("held");
     r.expires_at = now + r.retention;
     r.state = match how {
-        End::Complete(body) => RecState::Done { id, failed: false, at: now, body },
-        End::FailTerminal(body) => RecState::Done { id, failed: true, at: now, body },
+        End::Complete(body) => RecState::Done { id, failed: false, at: now, body, json: false },
+        End::CompleteJson(body) => RecState::Done { id, failed: false, at: now, body, json: true },
+        End::FailTerminal(body) => RecState::Done { id, failed: true, at: now, body, json: false },
         End::FailRetryable => RecState::Idle { last: id, since: now, retryable: true },
         End::Release => RecState::Idle { last: id, since: now, retryable: false },
     };
     Ok(())
+}
+
+/// `abandon` by `id` (dropping its guard, or `Store::abandon`): if `id`
+/// holds the key, its lease deadline moves back to `min(claimed_at, now)`,
+/// so the claim is an orphan at once — the next claim acquires it
+/// `recovered`, attempt + 1 — and nothing else changes (not the expiry);
+/// the holder's own later calls still pass until someone takes it over.
+/// A stale `id` changes nothing, and nothing is reported either way.
+/// Returns whether the claim was abandoned.
+pub fn abandon(slot: &mut Option<Rec>, id: LeaseId, now: Ms) -> bool {
+    if check_holder(slot, id, now).is_err() {
+        return false;
+    }
+    let r = slot.as_mut().expect("held");
+    let RecState::Held { claimed_at, deadline, .. } = &mut r.state else { unreachable!() };
+    *deadline = (*claimed_at).min(now);
+    true
 }
 
 /// Why `extend` refused.

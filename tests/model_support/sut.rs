@@ -1,5 +1,16 @@
 //! The driver of the real store: runs each operation on a [`Store`] and
 //! answers in the model's terms.
+//!
+//! Every other claim keeps its own [`Guard`] until an op finishes it through
+//! the guard (or drops it); the others are detached at once and finished
+//! through `Store::complete` & co., or through a guard re-attached with
+//! `Store::adopt` (see [`keeps_guard`]).
+//!
+//! The typed (JSON) completions need the `serde` feature of idemkv, which
+//! the fuzz crate (sharing this module) does not enable: without it the
+//! driver answers `Unexpected` to those ops, which the fuzz target never
+//! generates.
+#![allow(unexpected_cfgs)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,12 +18,76 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use idemkv::{
-    Claim, ClaimOptions, Config, Durability, Entry, EntryState, Error, Failure, Fingerprint, Lease,
-    MockClock, Outcome as ReplayOutcome, Policy, Replay, StaleReason, Store,
+    BodyFormat, Claim, ClaimOptions, Config, Durability, Entry, EntryState, Error, Failure,
+    Fingerprint, Guard, Lease, MockClock, Outcome as ReplayOutcome, Policy, Replay, StaleReason,
+    Store,
 };
 
 use super::{EntryView, Fp, LEASE_MS, LeaseId, Ms, Op, Outcome, RETENTION_MS, ReplayView, T0};
-use super::{Stale, StateView, body, fingerprint, key, pick};
+use super::{Stale, StateView, body, fingerprint, keeps_guard, key, pick};
+
+/// A JSON value of the typed completions, as `serde` sees it.
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum JsonVal {
+    Num(u32),
+    Text(String),
+}
+
+#[cfg(feature = "serde")]
+fn json_val(n: u8) -> JsonVal {
+    use super::{JsonLit, json_value};
+    match json_value(n) {
+        JsonLit::Num(v) => JsonVal::Num(v),
+        JsonLit::Text(t) => JsonVal::Text(t.to_owned()),
+    }
+}
+
+/// Completes with JSON value number `n` through `guard`.
+#[cfg(feature = "serde")]
+fn complete_json(guard: Guard, n: u8) -> idemkv::Result<()> {
+    guard.complete(idemkv::Json(&json_val(n)))
+}
+
+#[cfg(not(feature = "serde"))]
+fn complete_json(_: Guard, _: u8) -> idemkv::Result<()> {
+    Err(Error::Codec { reason: "idemkv built without the serde feature".into() })
+}
+
+/// `complete_batch` of `items` with JSON value number `n` each.
+#[cfg(feature = "serde")]
+fn complete_batch_json(
+    store: &Store,
+    items: Vec<(Guard, u8)>,
+) -> idemkv::Result<Vec<idemkv::Result<()>>> {
+    store.complete_batch(items.into_iter().map(|(g, n)| (g, idemkv::Json(json_val(n)))))
+}
+
+#[cfg(not(feature = "serde"))]
+fn complete_batch_json(_: &Store, _: Vec<(Guard, u8)>) -> idemkv::Result<Vec<idemkv::Result<()>>> {
+    Err(Error::Codec { reason: "idemkv built without the serde feature".into() })
+}
+
+/// A JSON replay must decode (`Replay::json`) to a value that encodes to
+/// the stored bytes again.
+#[cfg(feature = "serde")]
+fn check_json(r: &Replay) -> Result<(), String> {
+    let v: JsonVal = r.json().map_err(|e| format!("a JSON replay does not decode: {e}"))?;
+    let again = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
+    if again != r.response() {
+        return Err(format!(
+            "JSON replay {:?} decodes to {v:?}",
+            String::from_utf8_lossy(r.response())
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "serde"))]
+fn check_json(_: &Replay) -> Result<(), String> {
+    Ok(())
+}
 
 /// Milliseconds since the epoch of a `SystemTime`.
 pub fn ms_of(t: SystemTime) -> Ms {
@@ -43,7 +118,11 @@ pub struct Sut {
     clock: MockClock,
     durability: Durability,
     store: Option<Store>,
+    /// Every lease acquired, by lease id (for a kept guard, a copy).
     leases: Vec<Lease>,
+    /// The guards kept (see [`keeps_guard`]) and not yet finished or
+    /// dropped, by lease id.
+    guards: Vec<Option<Guard>>,
     /// Fencing token → lease id (acquisition order).
     ids: HashMap<u64, LeaseId>,
     last_token: u64,
@@ -68,6 +147,7 @@ impl Sut {
             durability,
             store: Some(store),
             leases: Vec::new(),
+            guards: Vec::new(),
             ids: HashMap::new(),
             last_token: 0,
             fps,
@@ -88,7 +168,14 @@ impl Sut {
     pub fn apply(&mut self, op: &Op) -> Outcome {
         match self.run(op) {
             Ok(out) => out,
-            Err(Error::StaleLease { reason, .. }) => match reason {
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// An error in the model's terms.
+    fn error(&self, e: Error) -> Outcome {
+        match e {
+            Error::StaleLease { reason, .. } => match reason {
                 StaleReason::Superseded { current } => match self.ids.get(&current) {
                     Some(&id) => Outcome::Stale(Stale::Superseded { current: id }),
                     None => Outcome::Unexpected(format!("superseded by unknown token {current}")),
@@ -98,8 +185,21 @@ impl Sut {
                 StaleReason::OtherStore => Outcome::Stale(Stale::OtherStore),
                 other => Outcome::Unexpected(format!("stale reason {other:?}")),
             },
-            Err(Error::InvalidConfig { .. }) => Outcome::InvalidConfig,
-            Err(e) => Outcome::Unexpected(e.to_string()),
+            Error::InvalidConfig { .. } => Outcome::InvalidConfig,
+            e => Outcome::Unexpected(e.to_string()),
+        }
+    }
+
+    /// The index of the lease `sel` addresses.
+    fn index(&self, sel: usize) -> Option<usize> {
+        pick(sel, self.leases.len())
+    }
+
+    /// A guard for lease `i`: its kept guard (taken), else one adopted.
+    fn guard(&mut self, i: usize) -> idemkv::Result<Guard> {
+        match self.guards[i].take() {
+            Some(g) => Ok(g),
+            None => self.store().adopt(self.leases[i].clone()),
         }
     }
 
@@ -127,34 +227,115 @@ impl Sut {
                 self.claimed(claim)
             }
             Op::Complete { lease, body: b } => {
-                let Some(l) = self.lease(*lease) else { return Ok(Outcome::NoLease) };
-                self.store().complete(&l, &body(*b))?;
+                let Some(i) = self.index(*lease) else { return Ok(Outcome::NoLease) };
+                match self.guards[i].take() {
+                    Some(g) => g.complete(body(*b))?,
+                    None => self.store().complete(&self.leases[i], &body(*b))?,
+                }
+                Outcome::Done
+            }
+            Op::CompleteJson { lease, value } => {
+                let Some(i) = self.index(*lease) else { return Ok(Outcome::NoLease) };
+                complete_json(self.guard(i)?, *value)?;
                 Outcome::Done
             }
             Op::FailRetryable { lease } => {
-                let Some(l) = self.lease(*lease) else { return Ok(Outcome::NoLease) };
-                self.store().fail(&l, Failure::Retryable)?;
+                let Some(i) = self.index(*lease) else { return Ok(Outcome::NoLease) };
+                match self.guards[i].take() {
+                    Some(g) => g.fail(Failure::Retryable)?,
+                    None => self.store().fail(&self.leases[i], Failure::Retryable)?,
+                }
                 Outcome::Done
             }
             Op::FailTerminal { lease, body: b } => {
-                let Some(l) = self.lease(*lease) else { return Ok(Outcome::NoLease) };
-                self.store().fail(&l, Failure::Terminal(&body(*b)))?;
+                let Some(i) = self.index(*lease) else { return Ok(Outcome::NoLease) };
+                match self.guards[i].take() {
+                    Some(g) => g.fail_terminal(body(*b))?,
+                    None => self.store().fail(&self.leases[i], Failure::Terminal(&body(*b)))?,
+                }
                 Outcome::Done
             }
             Op::Release { lease } => {
-                let Some(l) = self.lease(*lease) else { return Ok(Outcome::NoLease) };
-                self.store().release(&l)?;
+                let Some(i) = self.index(*lease) else { return Ok(Outcome::NoLease) };
+                match self.guards[i].take() {
+                    Some(g) => g.release()?,
+                    None => self.store().release(&self.leases[i])?,
+                }
                 Outcome::Done
             }
             Op::Extend { lease, by_ms } => {
-                let Some(i) = pick(*lease, self.leases.len()) else {
+                let Some(i) = self.index(*lease) else { return Ok(Outcome::NoLease) };
+                let by = Duration::from_millis(*by_ms);
+                if let Some(g) = self.guards[i].as_mut() {
+                    g.extend(by)?;
+                    self.leases[i] = g.lease().clone();
+                } else {
+                    let mut l = self.leases[i].clone();
+                    self.store().extend(&mut l, by)?;
+                    self.leases[i] = l;
+                }
+                Outcome::Extended { deadline: ms_of(self.leases[i].deadline()) }
+            }
+            Op::Abandon { lease, guard } => {
+                let Some(i) = self.index(*lease) else { return Ok(Outcome::NoLease) };
+                if *guard {
+                    match self.guards[i].take() {
+                        Some(g) => drop(g),
+                        None => self.store().adopt(self.leases[i].clone())?.abandon(),
+                    }
+                } else {
+                    self.store().abandon(&self.leases[i]);
+                }
+                Outcome::Abandoned
+            }
+            Op::ClaimBatch { items } => {
+                let keys: Vec<_> =
+                    items.iter().map(|&(k, fp)| (key(k), fp.map(fingerprint))).collect();
+                let answers = self.store().claim_batch(keys.iter().map(|(k, fp)| (k, *fp)))?;
+                let outs = answers
+                    .into_iter()
+                    .map(|a| match a {
+                        Ok(claim) => self.claimed(claim),
+                        Err(e) => self.error(e),
+                    })
+                    .collect();
+                Outcome::Batch(outs)
+            }
+            Op::CompleteBatch { items, json } => {
+                if self.leases.is_empty() {
                     return Ok(Outcome::NoLease);
+                }
+                // Each item's guard; a lease of an earlier open is refused
+                // by `adopt` and answered at once.
+                let mut outs: Vec<Option<Outcome>> = vec![None; items.len()];
+                let mut batch = Vec::new();
+                for (j, &(sel, n)) in items.iter().enumerate() {
+                    let i = self.index(sel).expect("leases");
+                    match self.guard(i) {
+                        Ok(g) => batch.push((j, g, n)),
+                        Err(e) => outs[j] = Some(self.error(e)),
+                    }
+                }
+                let order: Vec<usize> = batch.iter().map(|(j, ..)| *j).collect();
+                let results = if *json {
+                    complete_batch_json(
+                        self.store(),
+                        batch.into_iter().map(|(_, g, n)| (g, n)).collect(),
+                    )?
+                } else {
+                    self.store().complete_batch(batch.into_iter().map(|(_, g, n)| (g, body(n))))?
                 };
-                let mut l = self.leases[i].clone();
-                self.store().extend(&mut l, Duration::from_millis(*by_ms))?;
-                let deadline = ms_of(l.deadline());
-                self.leases[i] = l;
-                Outcome::Extended { deadline }
+                if results.len() != order.len() {
+                    return Ok(Outcome::Unexpected(format!(
+                        "complete_batch of {} answered {} results",
+                        order.len(),
+                        results.len()
+                    )));
+                }
+                for (j, r) in order.into_iter().zip(results) {
+                    outs[j] = Some(r.map_or_else(|e| self.error(e), |()| Outcome::Done));
+                }
+                Outcome::Batch(outs.into_iter().map(|o| o.expect("answered")).collect())
             }
             Op::Remove { key: k } => Outcome::Removed(self.store().remove(&key(*k))?),
             Op::Get { key: k } => {
@@ -171,19 +352,24 @@ impl Sut {
             Op::Sweep => Outcome::Swept(self.store().sweep()?),
             Op::Reopen { close } => {
                 let store = self.store.take().expect("open");
+                let guards: Vec<Guard> = self.guards.iter_mut().filter_map(Option::take).collect();
                 if *close {
+                    // Closes the store although the guards hold clones of it.
                     store.close()?;
                 } else {
+                    // The guards keep the store open: each abandons its
+                    // claim when dropped, and the last one closes the store.
                     drop(store);
+                    drop(guards);
+                    self.store = Some(model_config(&self.clock, self.durability).open(&self.dir)?);
+                    return Ok(Outcome::Reopened);
                 }
                 self.store = Some(model_config(&self.clock, self.durability).open(&self.dir)?);
+                // Guards of the closed store: dropping them does nothing.
+                drop(guards);
                 Outcome::Reopened
             }
         })
-    }
-
-    fn lease(&self, sel: usize) -> Option<Lease> {
-        pick(sel, self.leases.len()).map(|i| self.leases[i].clone())
     }
 
     fn id_of(&self, token: u64) -> Result<LeaseId, String> {
@@ -196,8 +382,8 @@ impl Sut {
 
     fn claimed(&mut self, claim: Claim) -> Outcome {
         let r = match claim {
-            Claim::Acquired(lease) => {
-                let token = lease.token();
+            Claim::Acquired(guard) => {
+                let token = guard.token();
                 if token <= self.last_token {
                     return Outcome::Unexpected(format!(
                         "token {token} not above the previous one {}",
@@ -209,11 +395,17 @@ impl Sut {
                 self.ids.insert(token, id);
                 let out = Outcome::Acquired {
                     lease: id,
-                    attempt: lease.attempt(),
-                    recovered: lease.recovered(),
-                    deadline: ms_of(lease.deadline()),
+                    attempt: guard.attempt(),
+                    recovered: guard.recovered(),
+                    deadline: ms_of(guard.deadline()),
                 };
-                self.leases.push(lease.into_lease());
+                if keeps_guard(id) {
+                    self.leases.push(guard.lease().clone());
+                    self.guards.push(Some(guard));
+                } else {
+                    self.leases.push(guard.into_lease());
+                    self.guards.push(None);
+                }
                 return out;
             }
             Claim::Replay(r) => self.replay(&r).map(Outcome::Replay),
@@ -228,7 +420,16 @@ impl Sut {
     }
 
     fn replay(&self, r: &Replay) -> Result<ReplayView, String> {
+        let json = match r.format() {
+            BodyFormat::Bytes => false,
+            BodyFormat::Json => {
+                check_json(r)?;
+                true
+            }
+            other => return Err(format!("unknown body format {other:?}")),
+        };
         Ok(ReplayView {
+            json,
             failed: match r.outcome() {
                 ReplayOutcome::Completed => false,
                 ReplayOutcome::Failed => true,
