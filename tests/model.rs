@@ -398,20 +398,21 @@ fn scripted_batches_and_json() {
 }
 
 /// `Claim::InFlight::retry_after`: the time left on the lease until this
-/// open of the store has seen 8 completions in the namespace; then the
+/// open of the store has seen a completion in the namespace; then the
 /// recent p90 processing time minus the holder's elapsed time, a quarter of
 /// the p90 once it ran longer, never beyond the lease; a reopen forgets.
 #[test]
 fn scripted_retry_after_estimates() {
     use Op::*;
     let claim = |key| Claim { key, fp: None, lease_ms: None, retention_ms: None };
-    let mut ops = Vec::new();
+    // Before the first completion: no estimate, the lease left.
+    let mut ops = vec![claim(1), Advance { ms: 300 }, claim(1), Remove { key: 1 }];
     // Completions that took 100, 200, …, 800 ms: p90 = 800 (nearest rank).
     for i in 1..=8 {
         ops.extend([claim(0), Advance { ms: 100 * i }, Complete { lease: 0, body: 1 }]);
         ops.push(Remove { key: 0 });
         if i == 7 {
-            // Seven completions: no estimate yet.
+            // Seven completions (100..=700 ms): p90 = 700, minus 300 run.
             ops.extend([claim(1), Advance { ms: 300 }, claim(1), Remove { key: 1 }]);
         }
     }
@@ -433,8 +434,9 @@ fn scripted_retry_after_estimates() {
         Outcome::InFlight { retry_after_ms, .. } => *retry_after_ms,
         other => panic!("expected InFlight, got {other:?}"),
     };
+    assert_eq!(retry(&out[2]), LEASE_MS - 300, "{:?}", ops[2]);
     let seventh = probe - 6;
-    assert_eq!(retry(&out[seventh]), LEASE_MS - 300, "{:?}", ops[seventh]);
+    assert_eq!(retry(&out[seventh]), 400, "{:?}", ops[seventh]);
     assert_eq!(retry(&out[probe + 2]), 500);
     assert_eq!(retry(&out[probe + 4]), 200);
     assert_eq!(retry(&out[probe + 6]), 150);

@@ -5,12 +5,11 @@ use super::{Fp, body, json_bytes, keeps_guard, pick, rules};
 
 /// Completions remembered for the `retry_after` estimate.
 const WINDOW: usize = 256;
-/// Below this many completions (in this open of the store) there is no
-/// estimate: `retry_after` is the time left on the lease.
-const MIN_SAMPLES: usize = 8;
-/// The 90th percentile is recomputed every this many completions (and at
-/// the 8th).
+/// The 90th percentile is recomputed, when asked for, at most once per this
+/// many new completions…
 const REFRESH: u32 = 16;
+/// …once more than this many are remembered (before: whenever one is new).
+const EXACT_UNTIL: usize = 64;
 
 /// The namespace's recent claim-to-completion times, as the store keeps
 /// them for `Claim::InFlight::retry_after` (one process, one open: a reopen
@@ -36,21 +35,28 @@ impl Times {
         }
         self.next = (self.next + 1) % WINDOW;
         self.since_refresh += 1;
+    }
+
+    /// The p90 as an in-flight answer sees it (computed when asked for).
+    fn p90(&mut self) -> Option<Ms> {
         let n = self.samples.len();
-        if n >= MIN_SAMPLES && (self.since_refresh >= REFRESH || n == MIN_SAMPLES) {
+        if self.since_refresh > 0
+            && (self.p90.is_none() || n <= EXACT_UNTIL || self.since_refresh >= REFRESH)
+        {
             self.since_refresh = 0;
             let mut sorted = self.samples.clone();
             sorted.sort_unstable();
             self.p90 = Some(sorted[(n * 9).div_ceil(10) - 1]);
         }
+        self.p90
     }
 
     /// `retry_after` for a holder that has run `elapsed` ms with
     /// `lease_left` ms left on its lease: the p90 minus `elapsed` (a
     /// quarter of the p90 once it ran longer), at least 1 ms, at most the
-    /// lease left; without an estimate, the lease left.
-    fn retry_after(&self, elapsed: Ms, lease_left: Ms) -> Ms {
-        let Some(p90) = self.p90 else { return lease_left };
+    /// lease left; before the first completion, the lease left.
+    fn retry_after(&mut self, elapsed: Ms, lease_left: Ms) -> Ms {
+        let Some(p90) = self.p90() else { return lease_left };
         let guess = p90.checked_sub(elapsed).filter(|&left| left > 0).unwrap_or(p90 / 4);
         guess.max(1).min(lease_left.max(1))
     }
@@ -141,10 +147,10 @@ impl Model {
             .count()
     }
 
-    /// Whether `retry_after` is an estimate now (enough completions seen
-    /// since the store was opened) rather than the lease left.
+    /// Whether `retry_after` is an estimate now (a completion seen since
+    /// the store was opened) rather than the lease left.
     pub fn estimating(&self) -> bool {
-        self.times.p90.is_some()
+        !self.times.samples.is_empty()
     }
 
     /// Applies `op` and returns what the store must answer.
