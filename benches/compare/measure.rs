@@ -45,6 +45,41 @@ pub struct Measured {
     pub first_error: Option<String>,
 }
 
+impl Measured {
+    fn new(window: Duration) -> Measured {
+        Measured { ops: 0, window, hist: Hist::new(), errors: 0, first_error: None }
+    }
+
+    /// Counts one operation of the window that took `took`.
+    fn note(&mut self, r: Res<()>, took: Duration) {
+        match r {
+            Ok(()) => {
+                self.hist.record(took);
+                self.ops += 1;
+            }
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// The clients' measurements added up.
+    fn sum(results: Vec<Res<Measured>>, window: Duration) -> Res<Measured> {
+        let mut total = Measured::new(window);
+        for r in results {
+            let m = r?;
+            total.ops += m.ops;
+            total.errors += m.errors;
+            total.hist.merge(&m.hist);
+            if total.first_error.is_none() {
+                total.first_error = m.first_error;
+            }
+        }
+        Ok(total)
+    }
+}
+
 /// Claims and completes keys `0..n` of key space 1.
 fn populate(sys: &dyn System, n: usize) -> Res<()> {
     let threads = sys.populate_threads().max(1);
@@ -81,13 +116,7 @@ fn measure(sys: &dyn System, threads: usize, work: Work, opts: &Opts) -> Res<Mea
                     let (start, end) = (origin + warmup, origin + warmup + duration);
                     let mut rng = SplitMix64::new(0xC0FFEE ^ t as u64);
                     let space = 1000 + t as u64; // fresh keys: one space per thread
-                    let mut m = Measured {
-                        ops: 0,
-                        window: duration,
-                        hist: Hist::new(),
-                        errors: 0,
-                        first_error: None,
-                    };
+                    let mut m = Measured::new(duration);
                     for i in 0.. {
                         let r;
                         let (t0, t1);
@@ -106,16 +135,7 @@ fn measure(sys: &dyn System, threads: usize, work: Work, opts: &Opts) -> Res<Mea
                             }
                         }
                         if t0 >= start {
-                            match r {
-                                Ok(()) => {
-                                    m.hist.record(t1 - t0);
-                                    m.ops += 1;
-                                }
-                                Err(e) => {
-                                    m.errors += 1;
-                                    m.first_error.get_or_insert(e);
-                                }
-                            }
+                            m.note(r, t1 - t0);
                         }
                         if t1 >= end {
                             break;
@@ -130,18 +150,7 @@ fn measure(sys: &dyn System, threads: usize, work: Work, opts: &Opts) -> Res<Mea
             .map(|h| h.join().unwrap_or_else(|_| Err("benchmark thread panicked".into())))
             .collect()
     });
-    let mut total =
-        Measured { ops: 0, window: duration, hist: Hist::new(), errors: 0, first_error: None };
-    for r in results {
-        let m = r?;
-        total.ops += m.ops;
-        total.errors += m.errors;
-        total.hist.merge(&m.hist);
-        if total.first_error.is_none() {
-            total.first_error = m.first_error;
-        }
-    }
-    Ok(total)
+    Measured::sum(results, duration)
 }
 
 /// Measures one row: a fresh `spec` system (populated first for P1) with
@@ -183,13 +192,7 @@ fn measure_tasks(store: &idemkv::Store, tasks: usize, opts: &Opts) -> Res<Measur
             .map(|t| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    let mut m = Measured {
-                        ops: 0,
-                        window: duration,
-                        hist: Hist::new(),
-                        errors: 0,
-                        first_error: None,
-                    };
+                    let mut m = Measured::new(duration);
                     let fp = common::fingerprint();
                     for i in 0.. {
                         let key = idemkv::Key::new(common::NS, key_bytes(1000 + t, i))
@@ -204,16 +207,7 @@ fn measure_tasks(store: &idemkv::Store, tasks: usize, opts: &Opts) -> Res<Measur
                         };
                         let t1 = Instant::now();
                         if t0 >= start {
-                            match r {
-                                Ok(()) => {
-                                    m.hist.record(t1 - t0);
-                                    m.ops += 1;
-                                }
-                                Err(e) => {
-                                    m.errors += 1;
-                                    m.first_error.get_or_insert(e);
-                                }
-                            }
+                            m.note(r, t1 - t0);
                         }
                         if t1 >= end {
                             break;
@@ -229,16 +223,5 @@ fn measure_tasks(store: &idemkv::Store, tasks: usize, opts: &Opts) -> Res<Measur
         }
         out
     });
-    let mut total =
-        Measured { ops: 0, window: duration, hist: Hist::new(), errors: 0, first_error: None };
-    for r in results {
-        let m = r?;
-        total.ops += m.ops;
-        total.errors += m.errors;
-        total.hist.merge(&m.hist);
-        if total.first_error.is_none() {
-            total.first_error = m.first_error;
-        }
-    }
-    Ok(total)
+    Measured::sum(results, duration)
 }

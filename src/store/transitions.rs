@@ -175,13 +175,22 @@ impl Store {
     /// Resolves when `ticket` is settled, without blocking a thread: the
     /// listener is registered before the re-check, so no wake-up is lost.
     pub(super) async fn settle_async(&self, ticket: Ticket) -> Result<()> {
+        self.durability_reached(|b| b.settled(ticket)).await
+    }
+
+    /// Resolves once `reached` says so, re-checked at every publication of
+    /// durable entries (registered before the re-check: no wake-up lost).
+    async fn durability_reached(
+        &self,
+        reached: impl Fn(&dyn crate::core::backend::Backend) -> Result<bool>,
+    ) -> Result<()> {
         let b = self.backend();
         loop {
-            if b.settled(ticket)? {
+            if reached(b)? {
                 return Ok(());
             }
             let published = b.listen_settled();
-            if b.settled(ticket)? {
+            if reached(b)? {
                 return Ok(());
             }
             published.await;
@@ -200,15 +209,6 @@ impl Store {
         let ticket = b.request_flush()?;
         // Settled means durable in `Durable` mode only: wait for the seq
         // itself whatever the mode.
-        loop {
-            if b.durable_to(ticket)? {
-                return Ok(());
-            }
-            let published = b.listen_settled();
-            if b.durable_to(ticket)? {
-                return Ok(());
-            }
-            published.await;
-        }
+        self.durability_reached(|b| b.durable_to(ticket)).await
     }
 }
