@@ -83,7 +83,10 @@ fn check_key(
             let c = claim(store, id)?;
             let a = attempts + 1;
             match pending {
-                None | Some(Intent::Ext(_)) => Some(acquired(c, &[a], &[true])?),
+                // An abandon lands or not: the claim is an orphan either way.
+                None | Some(Intent::Ext(_) | Intent::Abandon(_)) => {
+                    Some(acquired(c, &[a], &[true])?)
+                }
                 Some(Intent::Claim) if held_here => Some(acquired(c, &[a], &[true])?),
                 // An earlier epoch's claim, then an unacknowledged claim of
                 // the child: it took the orphan over (attempt + 2) or not.

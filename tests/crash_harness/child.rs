@@ -103,7 +103,19 @@ fn worker(store: &Store, locks: &[Mutex<()>], round: u64, mut rng: Rng) {
                 held.push((idx, lease));
                 res
             }
-            // Abandon the lease: the claim stays in flight until the kill.
+            // Abandon the claim, as a dropped guard does (half through a
+            // guard): the next claim takes it over at once, recovered.
+            92..96 => {
+                say(format!("A? {id} {t}"));
+                if rng.below(2) == 0 {
+                    store.abandon(&lease);
+                } else {
+                    drop(store.adopt(lease).unwrap_or_else(|e| die(format!("adopt {id}: {e}"))));
+                }
+                Ok(format!("ABANDON {id} {t}"))
+            }
+            // Forget the (detached) lease: the claim stays in flight until
+            // the kill.
             _ => continue,
         };
         match res {

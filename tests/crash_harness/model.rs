@@ -37,7 +37,12 @@ pub(crate) enum Intent {
     FailR(u64),
     Rel(u64),
     Ext(u64),
+    Abandon(u64),
 }
+
+/// The epoch of a claim its holder abandoned: never the current one, so
+/// the next claim takes it over (recovered), as after a restart.
+pub(crate) const ABANDONED: u64 = u64::MAX;
 
 #[derive(Debug, Clone)]
 pub(crate) struct KeyModel {
@@ -171,13 +176,14 @@ impl Model {
                     format!("{id}: in flight, but the model is {:?} (orphan not taken over?)", k.st)
                 })?;
             }
-            Some(op @ ("D?" | "FT?" | "FR?" | "R?" | "E?")) => {
+            Some(op @ ("D?" | "FT?" | "FR?" | "R?" | "E?" | "A?")) => {
                 let token = num(2)?;
                 let intent = match op {
                     "D?" => Intent::Done(token),
                     "FT?" => Intent::FailT(token),
                     "FR?" => Intent::FailR(token),
                     "R?" => Intent::Rel(token),
+                    "A?" => Intent::Abandon(token),
                     _ => Intent::Ext(token),
                 };
                 let k = self.key(&id);
@@ -187,6 +193,17 @@ impl Model {
                     || format!("{id}: {op} {token} but the model is {:?}", k.st),
                 )?;
                 k.pending = Some(intent);
+            }
+            Some("ABANDON") => {
+                let token = num(2)?;
+                let k = self.key(&id);
+                ensure(k.pending == Some(Intent::Abandon(token)), || {
+                    format!("{id}: ABANDON after {:?}", k.pending)
+                })?;
+                k.pending = None;
+                let St::Held { attempts, .. } = k.st else { unreachable!("checked at the intent") };
+                k.st = St::Held { token, attempts, epoch: ABANDONED };
+                self.stats.ack("ABANDON");
             }
             Some(op @ ("DONE" | "FAIL_T" | "FAIL_R" | "REL" | "EXT")) => {
                 let token = num(2)?;
