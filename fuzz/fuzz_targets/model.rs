@@ -1,5 +1,6 @@
 //! An arbitrary sequence of operations — claim, wait, complete, fail,
-//! extend, release, remove, get, advance the clock, sweep, and `Reboot`
+//! extend, release, abandon (guards dropped too), batches of claims and of
+//! completions, remove, get, advance the clock, sweep, and `Reboot`
 //! (close or drop the store and open it again) — run against the real store
 //! and against the reference model of the contract (tests/model_support,
 //! shared with the property tests); every outcome must match.
@@ -28,6 +29,9 @@ enum FuzzOp {
     Advance { ms: u32 },
     Sweep,
     Reboot { close: bool },
+    Abandon { lease: u8, guard: bool },
+    ClaimBatch { items: Vec<(u8, Option<u8>)> },
+    CompleteBatch { items: Vec<(u8, u8)> },
 }
 
 impl FuzzOp {
@@ -43,13 +47,25 @@ impl FuzzOp {
             FuzzOp::Complete { lease, body } => Op::Complete { lease: lease.into(), body },
             FuzzOp::FailRetryable { lease } => Op::FailRetryable { lease: lease.into() },
             FuzzOp::FailTerminal { lease, body } => Op::FailTerminal { lease: lease.into(), body },
-            FuzzOp::Extend { lease, by_ms } => Op::Extend { lease: lease.into(), by_ms: by_ms.into() },
+            FuzzOp::Extend { lease, by_ms } => {
+                Op::Extend { lease: lease.into(), by_ms: by_ms.into() }
+            }
             FuzzOp::Release { lease } => Op::Release { lease: lease.into() },
             FuzzOp::Remove { key } => Op::Remove { key },
             FuzzOp::Get { key } => Op::Get { key },
             FuzzOp::Advance { ms } => Op::Advance { ms: ms.into() },
             FuzzOp::Sweep => Op::Sweep,
             FuzzOp::Reboot { close } => Op::Reopen { close },
+            FuzzOp::Abandon { lease, guard } => Op::Abandon { lease: lease.into(), guard },
+            FuzzOp::ClaimBatch { ref items } => Op::ClaimBatch {
+                items: items.iter().take(5).map(|&(k, fp)| (k, fp.map(|f| f % 3))).collect(),
+            },
+            // JSON bodies need the `serde` feature, which this crate does
+            // not enable: raw bodies only.
+            FuzzOp::CompleteBatch { ref items } => Op::CompleteBatch {
+                items: items.iter().take(5).map(|&(l, b)| (l.into(), b)).collect(),
+                json: false,
+            },
         }
     }
 }
@@ -59,9 +75,10 @@ fuzz_target!(|ops: Vec<FuzzOp>| {
         return; // bounded sequences keep each run fast (reboots open sled)
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut sut = Sut::open(dir.path(), idemkv::Durability::Buffered {
-        max_delay: std::time::Duration::from_millis(1),
-    })
+    let mut sut = Sut::open(
+        dir.path(),
+        idemkv::Durability::Buffered { max_delay: std::time::Duration::from_millis(1) },
+    )
     .expect("open");
     let mut model = Model::new();
     for (i, fop) in ops.iter().enumerate() {
