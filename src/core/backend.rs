@@ -217,10 +217,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// `Err` if it never will be. Never blocks.
     fn durable_to(&self, ticket: Ticket) -> Result<bool>;
     /// Starts a batch: until [`Backend::end_batch`], the tickets of this
-    /// batch's writes share one durability wait (one fsync). Never blocks.
-    fn begin_batch(&self);
-    /// Ends a batch started by [`Backend::begin_batch`]. Never blocks.
-    fn end_batch(&self);
+    /// batch's writes share one durability wait (one fsync). Returns the
+    /// batch's handle for `end_batch`. Never blocks.
+    fn begin_batch(&self) -> u64;
+    /// Ends the batch `begin_batch` returned. Never blocks.
+    fn end_batch(&self, batch: u64);
     /// The key's stored record, possibly expired.
     fn get(&self, key: &Key) -> Result<Option<Arc<Record>>>;
     /// Removes the key's record; whether a live record was removed.

@@ -70,12 +70,12 @@ impl Backend for EmbeddedBackend {
         self.0.engine.durable_to(ticket.0)
     }
 
-    fn begin_batch(&self) {
-        self.0.engine.hold_start();
+    fn begin_batch(&self) -> u64 {
+        self.0.engine.hold_start()
     }
 
-    fn end_batch(&self) {
-        self.0.engine.hold_end();
+    fn end_batch(&self, batch: u64) {
+        self.0.engine.hold_end(batch);
     }
 
     fn get(&self, key: &Key) -> Result<Option<Arc<Record>>> {

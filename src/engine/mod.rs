@@ -131,13 +131,13 @@ impl Engine {
     /// Holds the journal's fsync while a batch appends, until
     /// [`Engine::hold_end`]: the batch's entries share one fsync (a hold
     /// defers fsyncs by at most `journal::MAX_HOLD`). Never blocks.
-    pub fn hold_start(&self) {
-        self.journal.hold();
+    pub fn hold_start(&self) -> u64 {
+        self.journal.hold()
     }
 
-    /// Ends a hold started by [`Engine::hold_start`]. Never blocks.
-    pub fn hold_end(&self) {
-        self.journal.release_hold();
+    /// Ends the hold `hold_start` returned. Never blocks.
+    pub fn hold_end(&self, hold: u64) {
+        self.journal.release_hold(hold);
     }
 
     /// Makes every entry appended so far durable, whatever the mode.

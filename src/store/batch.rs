@@ -13,18 +13,18 @@ use crate::key::Key;
 
 /// Holds the backend's fsync while the batch appends; ends on drop (before
 /// any wait, and on unwinding).
-struct Hold<'a>(&'a dyn Backend);
+struct Hold<'a>(&'a dyn Backend, u64);
 
 impl<'a> Hold<'a> {
     fn start(b: &'a dyn Backend) -> Hold<'a> {
-        b.begin_batch();
-        Hold(b)
+        let batch = b.begin_batch();
+        Hold(b, batch)
     }
 }
 
 impl Drop for Hold<'_> {
     fn drop(&mut self) {
-        self.0.end_batch();
+        self.0.end_batch(self.1);
     }
 }
 

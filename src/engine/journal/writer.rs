@@ -8,7 +8,10 @@
 //! A batch of transitions (`claim_batch`, `complete_batch`) *holds* the
 //! journal while it appends, so that in `Durable` mode the writer does not
 //! fsync the batch's first entries alone: the whole batch shares one fsync.
-//! A hold defers fsyncs by at most [`MAX_HOLD`].
+//! Holds belong to a generation: when an fsync becomes due while batches
+//! hold, the writer *seals* their generation and waits for those batches
+//! only (batches starting later join the next one), at most [`MAX_HOLD`];
+//! so overlapping batches cannot keep deferring the fsync.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,18 +50,50 @@ struct Queue {
     next_seq: u64,
     flush_requested: bool,
     shutdown: bool,
-    /// Batches appending now, and since when the oldest of them has.
-    holds: usize,
-    held_since: Option<Instant>,
+    /// Batches appending now, by generation parity, and since when the
+    /// oldest of each has.
+    holds: [usize; 2],
+    held_since: [Option<Instant>; 2],
+    /// The generation new holds join.
+    hold_gen: u64,
+    /// The generation the writer waits for, once sealed.
+    sealed: Option<u64>,
+}
+
+/// The slot of generation `g`.
+fn slot(g: u64) -> usize {
+    usize::from(g & 1 == 1)
 }
 
 impl Queue {
-    /// Until when a hold defers the fsync (`None`: it does not).
-    fn held_until(&self) -> Option<Instant> {
-        if self.holds == 0 || self.flush_requested || self.shutdown {
+    /// Until when holds defer the fsync (`None`: they do not). The first
+    /// call that finds batches holding seals their generation (later
+    /// batches join the next one); the writer then waits for the sealed
+    /// batches only, at most `MAX_HOLD` from the first of them.
+    fn held_until(&mut self) -> Option<Instant> {
+        if self.flush_requested || self.shutdown {
             return None;
         }
-        self.held_since.and_then(|t| t.checked_add(MAX_HOLD)).filter(|&u| Instant::now() < u)
+        let g = match self.sealed {
+            Some(g) => g,
+            None if self.holds[slot(self.hold_gen)] > 0 => {
+                let g = self.hold_gen;
+                self.sealed = Some(g);
+                self.hold_gen += 1;
+                g
+            }
+            None => return None,
+        };
+        let i = slot(g);
+        let until = (self.holds[i] > 0)
+            .then_some(self.held_since[i])
+            .flatten()
+            .and_then(|t| t.checked_add(MAX_HOLD))
+            .filter(|&u| Instant::now() < u);
+        if until.is_none() {
+            self.sealed = None; // drained or out of time: the next seals anew
+        }
+        until
     }
 }
 
@@ -156,20 +191,26 @@ impl Journal {
         self.durable_event.listen()
     }
 
-    /// Starts a hold (see the module doc); [`Journal::release_hold`] ends it.
-    /// Never blocks beyond the queue lock.
-    pub fn hold(&self) {
+    /// Starts a hold (see the module doc); its generation, for
+    /// [`Journal::release_hold`], which ends it. Never blocks beyond the
+    /// queue lock.
+    pub fn hold(&self) -> u64 {
         let mut q = self.queue.lock();
-        q.holds += 1;
-        q.held_since.get_or_insert_with(Instant::now);
+        let g = q.hold_gen;
+        let i = slot(g);
+        q.holds[i] += 1;
+        q.held_since[i].get_or_insert_with(Instant::now);
+        g
     }
 
-    /// Ends a hold; the last one lets the writer fsync what was held.
-    pub fn release_hold(&self) {
+    /// Ends a hold of generation `g`; the last one of its generation lets
+    /// the writer fsync what was held.
+    pub fn release_hold(&self, g: u64) {
         let mut q = self.queue.lock();
-        q.holds = q.holds.saturating_sub(1);
-        if q.holds == 0 {
-            q.held_since = None;
+        let i = slot(g);
+        q.holds[i] = q.holds[i].saturating_sub(1);
+        if q.holds[i] == 0 {
+            q.held_since[i] = None;
             drop(q);
             self.work.notify_one();
         }
@@ -407,4 +448,67 @@ fn new_segment(dir: &Path, fs: &dyn JournalFs, first_seq: u64) -> Result<Box<dyn
     f.sync_data().map_err(|e| Error::io(ctx(), e))?;
     fs.sync_dir(dir).map_err(|e| Error::io(ctx(), e))?;
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(q: &mut Queue) -> u64 {
+        let g = q.hold_gen;
+        q.holds[slot(g)] += 1;
+        q.held_since[slot(g)].get_or_insert_with(Instant::now);
+        g
+    }
+
+    fn release(q: &mut Queue, g: u64) {
+        q.holds[slot(g)] -= 1;
+        if q.holds[slot(g)] == 0 {
+            q.held_since[slot(g)] = None;
+        }
+    }
+
+    #[test]
+    fn an_fsync_waits_only_for_the_batches_under_way_when_it_became_due() {
+        let mut q = Queue::default();
+        assert!(q.held_until().is_none(), "no batch: no wait");
+        let first = hold(&mut q);
+        assert!(q.held_until().is_some(), "the first batch holds the fsync");
+        // Batches that start now join the next generation: they do not
+        // extend the wait, however many overlap.
+        let second = hold(&mut q);
+        assert_ne!(slot(first), slot(second));
+        assert!(q.held_until().is_some(), "still waiting for the first");
+        release(&mut q, first);
+        assert!(q.held_until().is_none(), "the first is done: fsync now");
+        // The next fsync seals the second generation anew: it waits for the
+        // second batch and a third that started before that seal, not for a
+        // fourth that starts after it.
+        let third = hold(&mut q);
+        assert_eq!(slot(third), slot(second));
+        assert!(q.held_until().is_some());
+        assert_eq!(q.sealed, Some(second));
+        let fourth = hold(&mut q);
+        release(&mut q, second);
+        assert!(q.held_until().is_some(), "the third still holds its generation");
+        release(&mut q, third);
+        assert!(q.held_until().is_none(), "the fourth does not hold this fsync");
+        release(&mut q, fourth);
+        // A flush request or shutdown never waits.
+        let g = hold(&mut q);
+        q.flush_requested = true;
+        assert!(q.held_until().is_none());
+        q.flush_requested = false;
+        q.shutdown = true;
+        assert!(q.held_until().is_none());
+        release(&mut q, g);
+    }
+
+    #[test]
+    fn a_stalled_batch_defers_the_fsync_at_most_max_hold() {
+        let mut q = Queue::default();
+        let g = hold(&mut q);
+        q.held_since[slot(g)] = Instant::now().checked_sub(MAX_HOLD);
+        assert!(q.held_until().is_none(), "past MAX_HOLD the fsync goes ahead");
+    }
 }
