@@ -8,6 +8,10 @@
 //! A batch of transitions (`claim_batch`, `complete_batch`) *holds* the
 //! journal while it appends, so that in `Durable` mode the writer does not
 //! fsync the batch's first entries alone: the whole batch shares one fsync.
+//! A hold defers an fsync only while every unsynced entry comes from a
+//! batch: an entry appended by any other caller (who waits for its own
+//! fsync) ends the deferral at once, so batches never delay other callers —
+//! under mixed traffic a batch shares the group commits like everyone else.
 //! Holds belong to a generation: when an fsync becomes due while batches
 //! hold, the writer *seals* their generation and waits for those batches
 //! only (batches starting later join the next one), at most [`MAX_HOLD`];
@@ -58,6 +62,14 @@ struct Queue {
     hold_gen: u64,
     /// The generation the writer waits for, once sealed.
     sealed: Option<u64>,
+    /// An entry not appended by a holding batch is waiting for the next
+    /// fsync: holds defer nothing until it is synced.
+    unheld: bool,
+}
+
+thread_local! {
+    /// Holds this thread has open (a batch appends from its own thread).
+    static HOLDING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// The slot of generation `g`.
@@ -71,7 +83,7 @@ impl Queue {
     /// batches join the next one); the writer then waits for the sealed
     /// batches only, at most `MAX_HOLD` from the first of them.
     fn held_until(&mut self) -> Option<Instant> {
-        if self.flush_requested || self.shutdown {
+        if self.flush_requested || self.shutdown || self.unheld {
             return None;
         }
         let g = match self.sealed {
@@ -145,6 +157,9 @@ impl Journal {
         if self.poison.is_set() {
             return Err(self.poison.error());
         }
+        if HOLDING.with(|h| h.get()) == 0 {
+            q.unheld = true;
+        }
         let seq = q.next_seq;
         q.next_seq += 1;
         self.next_seq.store(q.next_seq, Ordering::Relaxed);
@@ -195,6 +210,7 @@ impl Journal {
     /// [`Journal::release_hold`], which ends it. Never blocks beyond the
     /// queue lock.
     pub fn hold(&self) -> u64 {
+        HOLDING.with(|h| h.set(h.get().saturating_add(1)));
         let mut q = self.queue.lock();
         let g = q.hold_gen;
         let i = slot(g);
@@ -206,6 +222,7 @@ impl Journal {
     /// Ends a hold of generation `g`; the last one of its generation lets
     /// the writer fsync what was held.
     pub fn release_hold(&self, g: u64) {
+        HOLDING.with(|h| h.set(h.get().saturating_sub(1)));
         let mut q = self.queue.lock();
         let i = slot(g);
         q.holds[i] = q.holds[i].saturating_sub(1);
@@ -342,6 +359,10 @@ impl Journal {
                 let first = q.ops.first().map_or(0, |op| op.0);
                 unsynced.append(&mut q.ops);
                 let held = q.held_until().is_some();
+                if !held {
+                    // The fsync below covers every entry swapped out here.
+                    q.unheld = false;
+                }
                 let flush = std::mem::take(&mut q.flush_requested);
                 (q.shutdown, flush, first, held)
             };
@@ -501,6 +522,16 @@ mod tests {
         q.flush_requested = false;
         q.shutdown = true;
         assert!(q.held_until().is_none());
+        release(&mut q, g);
+    }
+
+    #[test]
+    fn an_entry_of_another_caller_ends_the_deferral() {
+        let mut q = Queue::default();
+        let g = hold(&mut q);
+        assert!(q.held_until().is_some());
+        q.unheld = true; // a caller outside the batch appended
+        assert!(q.held_until().is_none(), "it must not wait for the batch");
         release(&mut q, g);
     }
 
