@@ -61,6 +61,7 @@
 
 // The layers, top to bottom: a module imports only from modules below it
 // (docs/DESIGN.md, "Layers"; checked by tests/layers.rs):
+//   http      the HTTP layer over the public front (the `http` feature)
 //   store     the public front: API types, validation, waiting, metrics
 //   embedded  the embedded backend: stripes over the engine
 //   stripe    one stripe's state, pure: decides and returns effects
@@ -76,6 +77,8 @@ mod engine;
 mod error;
 mod fingerprint;
 mod format;
+#[cfg(feature = "http")]
+pub mod http;
 mod io;
 mod key;
 mod metrics;

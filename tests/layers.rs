@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, top first. Within the leaves the order is
 /// the one their imports already follow.
 const LAYERS: &[&str] = &[
+    "http",     // the HTTP layer over the public front (the `http` feature)
     "store",    // the public front
     "embedded", // the embedded backend
     "stripe",   // pure stripe state

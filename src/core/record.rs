@@ -26,6 +26,10 @@ pub enum BodyFormat {
     Bytes,
     /// A JSON document (`serde_json`), as written by the typed API.
     Json,
+    /// An HTTP response (status, allow-listed headers, body) as stored by
+    /// the `http` feature's layer; its layout is in docs/FORMAT.md
+    /// ("HTTP response envelope").
+    Http,
 }
 
 /// The lifecycle state of a key.

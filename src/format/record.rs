@@ -7,7 +7,7 @@
 //!   2   1 version      1, or 2 when the body has a format (bits 1-2)
 //!   3   1 state tag    1 InProgress, 2 Completed, 3 Failed, 4 Idle
 //!   4   1 flags        bit 0: fingerprint present; bits 1-2 (version 2):
-//!                      body format, 1 JSON; others 0
+//!                      body format, 1 JSON, 2 HTTP envelope; others 0
 //!   5   1 idle reason  0 (not Idle), 1 Released, 2 RetryableFailure
 //!   6   2 reserved     0
 //!   8   4 attempts     u32
@@ -70,6 +70,7 @@ const FLAG_FINGERPRINT: u8 = 1;
 const FORMAT_SHIFT: u8 = 1;
 const FORMAT_MASK: u8 = 0b110;
 const FORMAT_JSON: u8 = 1;
+const FORMAT_HTTP: u8 = 2;
 
 /// Encodes a record.
 pub(crate) fn encode(r: &Record) -> Vec<u8> {
@@ -102,6 +103,7 @@ pub(crate) fn encode(r: &Record) -> Vec<u8> {
     let (version, format_bits) = match format {
         BodyFormat::Bytes => (VERSION_PLAIN, 0),
         BodyFormat::Json => (VERSION, FORMAT_JSON << FORMAT_SHIFT),
+        BodyFormat::Http => (VERSION, FORMAT_HTTP << FORMAT_SHIFT),
     };
     let mut out = Vec::with_capacity(OVERHEAD + body.len());
     out.extend_from_slice(&MAGIC);
@@ -180,8 +182,11 @@ fn decode_inner(b: &[u8]) -> std::result::Result<Record, Invalid> {
     let format = match (flags & FORMAT_MASK) >> FORMAT_SHIFT {
         0 if version == VERSION_PLAIN => BodyFormat::Bytes,
         FORMAT_JSON if matches!(tag, TAG_COMPLETED | TAG_FAILED) => BodyFormat::Json,
+        FORMAT_HTTP if matches!(tag, TAG_COMPLETED | TAG_FAILED) => BodyFormat::Http,
         0 => return corrupt("a version 2 record without a body format"),
-        FORMAT_JSON => return corrupt(format!("state tag {tag} carries a body format")),
+        FORMAT_JSON | FORMAT_HTTP => {
+            return corrupt(format!("state tag {tag} carries a body format"));
+        }
         other => return corrupt(format!("unknown body format {other}")),
     };
     if !matches!(tag, TAG_COMPLETED | TAG_FAILED) && body_len != 0 {
@@ -271,6 +276,12 @@ mod tests {
                 fingerprint: None,
                 ..base(State::Idle { last_token: 9, since: 3, reason: IdleReason::Released })
             },
+            base(State::Completed {
+                token: 12,
+                finished_at: 2_400,
+                body: Arc::from(&b"\x01\x00\xc9\x00\x00"[..]),
+                format: BodyFormat::Http,
+            }),
         ]
     }
 
@@ -309,8 +320,8 @@ mod tests {
         for r in samples() {
             let typed = matches!(
                 r.state,
-                State::Completed { format: BodyFormat::Json, .. }
-                    | State::Failed { format: BodyFormat::Json, .. }
+                State::Completed { format: BodyFormat::Json | BodyFormat::Http, .. }
+                    | State::Failed { format: BodyFormat::Json | BodyFormat::Http, .. }
             );
             assert_eq!(encode(&r)[VERSION_OFFSET], if typed { 2 } else { 1 }, "{r:?}");
         }
@@ -321,7 +332,7 @@ mod tests {
         let s = samples();
         // Every flags value on a plain and on a typed record: only the
         // canonical ones decode, and each decoded record re-encodes exactly.
-        for r in [&s[0], &s[1], &s[3], &s[4], &s[5]] {
+        for r in [&s[0], &s[1], &s[3], &s[4], &s[5], &s[6]] {
             let bytes = encode(r);
             for flags in 0..=u8::MAX {
                 let b = resealed(bytes.clone(), FLAGS_OFFSET, flags);

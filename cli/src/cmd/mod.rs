@@ -249,6 +249,7 @@ pub fn state_name(state: &EntryState) -> &'static str {
 pub fn format_name(f: idemkv::BodyFormat) -> &'static str {
     match f {
         idemkv::BodyFormat::Json => "json",
+        idemkv::BodyFormat::Http => "http",
         _ => "bytes",
     }
 }
