@@ -132,6 +132,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The HTTP response a finished key holds, as the layer stored it (status,
+/// the allow-listed headers, body) — for tools and tests that read the
+/// store directly. Fails with [`Error::Codec`] if the key's body is not an
+/// HTTP envelope ([`BodyFormat::Http`]) or is damaged. Never blocks.
+pub fn stored_response(replay: &crate::store::Replay) -> Result<http::Response<Bytes>> {
+    if replay.format() != BodyFormat::Http {
+        return Err(Error::Codec {
+            reason: format!("the key holds a {:?} body, not an HTTP response", replay.format()),
+        });
+    }
+    let stored = StoredResponse::decode(replay.response())?;
+    let mut response = http::Response::new(stored.body);
+    *response.status_mut() = stored.status;
+    for (name, value) in stored.headers {
+        response.headers_mut().append(name, value);
+    }
+    Ok(response)
+}
+
 /// The envelope as a body for `complete`/`fail_terminal`.
 pub(crate) struct Envelope(pub(crate) Vec<u8>);
 

@@ -84,6 +84,7 @@ pub mod webhook;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
+pub use envelope::stored_response;
 pub use fingerprint::{FingerprintFn, FingerprintSpec};
 pub use key::{DEFAULT_MAX_KEY_LEN, KeyFn, KeySource, MAX_KEY_LEN};
 pub use layer::{

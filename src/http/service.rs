@@ -13,13 +13,12 @@ use http_body_util::BodyExt;
 use tracing::{error, warn};
 
 use super::buffer::{BufferError, collect_limited};
-use super::envelope::{Envelope, StoredResponse};
+use super::envelope::{Envelope, StoredResponse, stored_response};
 use super::key::{route_of, store_key};
 use super::layer::{OnRecovered, ResponseAction, Settings};
 use super::problem::Problem;
 use super::response::{self, Read};
 use super::{BoxError, HttpBody, full};
-use crate::core::BodyFormat;
 use crate::error::Error;
 use crate::key::Key;
 use crate::store::{Claim, ClaimOptions, Failure, Guard, Replay};
@@ -357,34 +356,24 @@ async fn reject_recovered(guard: Guard) -> Response<HttpBody> {
 
 /// A stored response, sent again with `Idempotent-Replayed: true`.
 fn replayed(key: &Key, replay: &Replay) -> Response<HttpBody> {
-    let stored = match replay.format() {
-        BodyFormat::Http => StoredResponse::decode(replay.response()),
-        other => Err(Error::Codec {
-            reason: format!("the key holds a {other:?} body, not an HTTP response"),
-        }),
-    };
-    let stored = match stored {
-        Ok(s) => s,
+    match stored_response(replay) {
+        Ok(stored) => {
+            let mut response = stored.map(full);
+            response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            response
+        }
         Err(e) => {
             error!(target: "idemkv::http", key = %key, error = %e,
                 "a stored response cannot be replayed");
-            return Problem::new(
+            Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "idempotency_record_unreadable",
                 "Stored response unreadable",
                 "this key's stored response cannot be replayed; the request was not run again",
             )
-            .into_response();
+            .into_response()
         }
-    };
-    let mut response = Response::new(full(stored.body));
-    *response.status_mut() = stored.status;
-    let headers = response.headers_mut();
-    for (name, value) in stored.headers {
-        headers.append(name, value);
     }
-    headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-    response
 }
 
 fn invalid_key(reason: String) -> Problem {
