@@ -42,7 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Router::new()
                 .route("/webhooks", post(receive_webhook))
                 // Outermost first: a bad signature never reaches the store.
-                .route_layer(IdempotencyLayer::new(store.clone(), "webhooks").key(KeySource::webhook_id()))
+                .route_layer(
+                    IdempotencyLayer::new(store.clone(), "webhooks").key(KeySource::webhook_id()),
+                )
                 .route_layer(VerifyLayer::new(webhooks)),
         )
         .route("/metrics", get_service(MetricsService::new(store.clone())));

@@ -133,6 +133,20 @@ pub mod testing {
         let (entries, damage) = crate::engine::journal::scan_segment_image(bytes);
         (entries.into_iter().map(|(seq, _)| seq).collect(), damage)
     }
+
+    /// Decodes `bytes` as a stored HTTP response envelope and encodes it
+    /// again (the `http_envelope` fuzz target): must equal the input.
+    #[cfg(feature = "http")]
+    pub fn reencode_http_envelope(bytes: &[u8]) -> crate::Result<Vec<u8>> {
+        crate::http::testing::reencode_envelope(bytes)
+    }
+
+    /// Reads `value` as an `Idempotency-Key` header (lenient, then strict)
+    /// and as a `webhook-id`: `Ok` keys are never empty or over the limit.
+    #[cfg(feature = "http")]
+    pub fn parse_key_headers(value: &[u8]) -> Vec<Result<Option<String>, String>> {
+        crate::http::testing::parse_key_headers(value)
+    }
 }
 
 pub use core::{BodyFormat, RecoveryReport, VerifyReport};

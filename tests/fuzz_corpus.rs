@@ -53,3 +53,18 @@ fn stripe_model_corpus() {
         }
     }
 }
+
+#[test]
+fn http_envelope_corpus() {
+    let mut decoded = 0;
+    for (name, data) in corpus("http_envelope") {
+        if let Ok(again) = idemkv::testing::reencode_http_envelope(&data) {
+            assert_eq!(again, data, "{name}: a decoded envelope re-encodes differently");
+            decoded += 1;
+        }
+        for key in idemkv::testing::parse_key_headers(&data).into_iter().flatten().flatten() {
+            assert!(!key.is_empty() && key.len() <= 255, "{name}: key {key:?}");
+        }
+    }
+    assert!(decoded >= 2, "the seeds include two valid envelopes, saw {decoded}");
+}

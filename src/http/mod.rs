@@ -95,6 +95,34 @@ pub use metrics::{MetricsService, PROMETHEUS_CONTENT_TYPE};
 pub use problem::PROBLEM_TYPE_BASE;
 pub use service::{IDEMPOTENT_REPLAYED, Idempotent, IdempotentRequest};
 
+/// Hooks for the fuzz targets (the `testing` feature).
+#[cfg(feature = "testing")]
+pub(crate) mod testing {
+    pub(crate) fn reencode_envelope(bytes: &[u8]) -> crate::Result<Vec<u8>> {
+        super::envelope::StoredResponse::decode(bytes)?.encode()
+    }
+
+    pub(crate) fn parse_key_headers(value: &[u8]) -> Vec<Result<Option<String>, String>> {
+        let Ok(value) = http::HeaderValue::from_bytes(value) else { return Vec::new() };
+        let sources = [
+            ("idempotency-key", super::KeySource::idempotency_key()),
+            ("idempotency-key", super::KeySource::idempotency_key_strict()),
+            ("webhook-id", super::KeySource::webhook_id()),
+        ];
+        sources
+            .into_iter()
+            .map(|(name, source)| {
+                let (parts, ()) =
+                    http::Request::post("/").header(name, value.clone()).body(()).map_or_else(
+                        |_| http::Request::new(()).into_parts(),
+                        http::Request::into_parts,
+                    );
+                source.extract(&parts, &bytes::Bytes::new(), super::DEFAULT_MAX_KEY_LEN)
+            })
+            .collect()
+    }
+}
+
 /// Errors of the bodies this module produces and forwards.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
