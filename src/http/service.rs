@@ -316,7 +316,17 @@ where
         error!(target: "idemkv::http", key = %key, error = %e,
             "the handler ran but its response could not be stored");
         if unavailable(&e) {
-            return Ok(store_error(&key, &e).into_response());
+            // Not "the request was not run": it was. The claim is an orphan
+            // now, so a retry runs again with `recovered() == true`.
+            return Ok(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idempotency_unavailable",
+                "Idempotency store unavailable",
+                "the request ran but its response could not be stored; retry with the same key \
+                 (the retry knows an earlier attempt may have taken effect)",
+            )
+            .retry_after(std::time::Duration::from_secs(1))
+            .into_response());
         }
     }
     Ok(Response::from_parts(head, full(body)))
