@@ -259,8 +259,39 @@ pub fn format_name(f: idemkv::BodyFormat) -> &'static str {
 pub fn show_body(r: &idemkv::Replay) -> String {
     match r.format() {
         idemkv::BodyFormat::Json => String::from_utf8_lossy(r.response()).into_owned(),
+        idemkv::BodyFormat::Http => match idemkv::http::stored_response(r) {
+            Ok(response) => {
+                let mut out = format!("HTTP {}", response.status());
+                for (name, value) in response.headers() {
+                    out.push_str(&format!("\n{name}: {}", String::from_utf8_lossy(value.as_bytes())));
+                }
+                out.push_str("\n\n");
+                out.push_str(&get::show_bytes(response.body()));
+                out
+            }
+            Err(e) => format!("{} ({e})", get::show_bytes(r.response())),
+        },
         _ => get::show_bytes(r.response()),
     }
+}
+
+/// An HTTP envelope as JSON: status, headers (name, value pairs in order)
+/// and the body as text, or in hex when it is not UTF-8.
+fn http_json(r: &idemkv::Replay) -> Option<Value> {
+    let response = idemkv::http::stored_response(r).ok()?;
+    let headers: Vec<Value> = response
+        .headers()
+        .iter()
+        .map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+        .collect();
+    let mut o = serde_json::Map::new();
+    o.insert("status".into(), json!(response.status().as_u16()));
+    o.insert("headers".into(), Value::Array(headers));
+    match std::str::from_utf8(response.body()) {
+        Ok(s) => o.insert("body".into(), json!(s)),
+        Err(_) => o.insert("body_hex".into(), json!(hex(response.body()))),
+    };
+    Some(Value::Object(o))
 }
 
 /// The state for people: `completed`, `in_progress (orphaned)`, …
@@ -305,8 +336,13 @@ pub fn entry_json(e: &Entry, with_body: bool) -> Value {
             let as_json = (r.format() == idemkv::BodyFormat::Json)
                 .then(|| serde_json::from_slice::<Value>(r.response()).ok())
                 .flatten();
+            let as_http = (with_body && r.format() == idemkv::BodyFormat::Http)
+                .then(|| http_json(r))
+                .flatten();
             if with_body && let Some(v) = as_json {
                 o.insert("response".into(), v);
+            } else if let Some(v) = as_http {
+                o.insert("http".into(), v);
             } else if with_body {
                 match std::str::from_utf8(r.response()) {
                     Ok(s) => o.insert("response".into(), json!(s)),
