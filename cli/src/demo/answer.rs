@@ -109,7 +109,10 @@ impl Answer {
             422 if ran == Some("terminal") => Outcome::Terminal,
             409 if code == Some("idempotency_request_in_progress") => Outcome::InFlight,
             503 if ran == Some("retry") => Outcome::Retry,
-            400 | 401 if problem.is_none() && ran.is_none() => Outcome::Rejected,
+            // Not the endpoint's, not the idempotency layer's: the signature check's.
+            400 | 401 if ran.is_none() && !code.is_some_and(|c| c.starts_with("idempotency_")) => {
+                Outcome::Rejected
+            }
             _ => Outcome::Error,
         };
         let effect_token = match outcome {

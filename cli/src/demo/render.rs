@@ -13,9 +13,13 @@ fn row(o: &mut String, label: &str, value: String, note: String) {
     let _ = writeln!(o, "  {label:<26} {value:>14}   {note}");
 }
 
-/// Microseconds: one decimal below 100 µs, whole ones with separators above.
-fn us(v: f64) -> String {
-    if v < 100.0 { format!("{v:.1}") } else { n(v as u64) }
+/// A p50 / p99 pair of µs: in ms with one decimal once the p99 reaches 1 ms.
+fn p50_p99(p50: f64, p99: f64) -> String {
+    if p99 < 1000.0 {
+        format!("{p50:.1} / {p99:.1} µs")
+    } else {
+        format!("{:.1} / {:.1} ms", p50 / 1000.0, p99 / 1000.0)
+    }
 }
 
 /// `1234567` → `1,234,567`.
@@ -187,19 +191,19 @@ impl Report {
         row(
             &mut o,
             "first run p50 / p99",
-            format!("{} / {} µs", us(self.first_run_p50_us), us(self.first_run_p99_us)),
+            p50_p99(self.first_run_p50_us, self.first_run_p99_us),
             "durable claim + ledger fsync + durable stored answer".into(),
         );
         row(
             &mut o,
             "replay p50 / p99",
-            format!("{} / {} µs", us(self.replay_p50_us), us(self.replay_p99_us)),
+            p50_p99(self.replay_p50_us, self.replay_p99_us),
             "answered by the layer from the store".into(),
         );
         row(
             &mut o,
             "409 p50 / p99",
-            format!("{} / {} µs", us(self.inflight_p50_us), us(self.inflight_p99_us)),
+            p50_p99(self.inflight_p50_us, self.inflight_p99_us),
             "in flight: another delivery holds the key".into(),
         );
         row(
