@@ -106,12 +106,14 @@ where
 
     fn size_hint(&self) -> SizeHint {
         let seen: u64 = self.seen.iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum();
-        let mut hint =
-            self.rest.as_ref().map_or_else(|| SizeHint::with_exact(0), |r| r.size_hint());
-        hint.set_lower(hint.lower().saturating_add(seen));
-        if let Some(upper) = hint.upper() {
+        let rest = self.rest.as_ref().map_or_else(|| SizeHint::with_exact(0), |r| r.size_hint());
+        // Upper first: `set_lower` panics above the current upper bound
+        // (the rest of a read `Full` body is exactly 0).
+        let mut hint = SizeHint::new();
+        if let Some(upper) = rest.upper() {
             hint.set_upper(upper.saturating_add(seen));
         }
+        hint.set_lower(rest.lower().saturating_add(seen));
         hint
     }
 }
@@ -162,6 +164,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn size_hint_of_a_streamed_body_counts_what_was_read() {
+        // A known-size body over the limit: everything is read already and
+        // the rest is exactly empty (this used to panic in `set_lower`).
+        let Read::Streamed { body, .. } = block_on(read(Full::new(Bytes::from(vec![1u8; 40])), 10))
+        else {
+            panic!()
+        };
+        assert_eq!(body.size_hint().exact(), Some(40));
+        let over = Frames([data(b"ab"), data(b"cd"), data(b"e")].into());
+        let Read::Streamed { body, .. } = block_on(read(over, 3)) else { panic!() };
+        assert_eq!((body.size_hint().lower(), body.size_hint().upper()), (4, None));
     }
 
     #[test]
