@@ -53,6 +53,10 @@ fn demo_over_http_with_a_crash_passes() -> TestResult {
     assert_eq!(j["forged_rejected"], 16);
     assert_eq!(statuses["401"], 12, "{statuses}");
     assert_eq!(statuses["400"], 4, "{statuses}");
+    let why = &j["signature_rejections"];
+    assert_eq!(why["401 webhook_signature_invalid"], 8, "{why}");
+    assert_eq!(why["401 webhook_timestamp_outside_tolerance"], 4, "{why}");
+    assert_eq!(why["400 webhook_signature_missing"], 4, "{why}");
     assert_eq!(j["foreign_traces"], 0);
     assert!(statuses["200"].as_u64().unwrap() > 0, "{statuses}");
     assert!(statuses["200 replayed"].as_u64().unwrap() > 0, "{statuses}");

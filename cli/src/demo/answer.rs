@@ -52,6 +52,8 @@ pub struct Answer {
     pub recovered: bool,
     /// The ledger token a 200 names, else 0.
     pub effect_token: u64,
+    /// The `code` of a problem+json answer (the layers' own answers).
+    pub code: Option<String>,
     /// The body (or the connection error).
     pub body: String,
     /// Round trip, ns.
@@ -74,6 +76,7 @@ impl Answer {
             replayed: false,
             recovered: false,
             effect_token: 0,
+            code: None,
             body: String::new(),
             rtt_ns: 0,
         }
@@ -99,7 +102,8 @@ impl Answer {
             .filter(|t| t.starts_with("application/problem+json"))
             .and_then(|_| serde_json::from_slice::<Problem>(body).ok())
             .map(|p| p.code);
-        let code = problem.as_deref();
+        let code = problem.clone();
+        let code = code.as_deref();
         let outcome = match status.as_u16() {
             200 if replayed => Outcome::Replayed,
             200 if ran == Some("executed") => Outcome::Acquired,
@@ -128,6 +132,7 @@ impl Answer {
             replayed,
             recovered: header(RECOVERED_HEADER) == Some("true"),
             effect_token,
+            code: problem,
             body: String::from_utf8_lossy(body).into_owned(),
             rtt_ns,
         }
@@ -164,6 +169,9 @@ mod tests {
         let reused = problem("idempotency_key_reused");
         assert_eq!(read(422, &[pj], &reused).outcome, Outcome::Mismatch);
         assert_eq!(read(401, &[], "no matching signature").outcome, Outcome::Rejected);
+        let invalid = read(401, &[pj], &problem("webhook_signature_invalid"));
+        assert_eq!(invalid.outcome, Outcome::Rejected);
+        assert_eq!(invalid.code.as_deref(), Some("webhook_signature_invalid"));
         assert_eq!(read(400, &[pj], &problem("idempotency_key_missing")).outcome, Outcome::Error);
         assert_eq!(read(503, &[(OUTCOME_HEADER, "retry")], "{}").outcome, Outcome::Retry);
         assert_eq!(read(503, &[pj], &problem("idempotency_unavailable")).outcome, Outcome::Error);

@@ -263,15 +263,8 @@ impl Report {
                     ),
                 ),
                 "422 replayed" => (status.clone(), "the stored rejection, replayed".into()),
-                "401" => (
-                    "401 bad signature".to_string(),
-                    "wrong secret, tampered body or stale timestamp: stopped before the store"
-                        .into(),
-                ),
-                "400" => (
-                    "400 unsigned".to_string(),
-                    "no webhook-signature header: stopped before the store".into(),
-                ),
+                "401" => ("401 bad signature".to_string(), self.rejections("401")),
+                "400" => ("400 unsigned".to_string(), self.rejections("400")),
                 "503" => (
                     "503 retry later".to_string(),
                     "the downstream failed before the side effect; the claim was released".into(),
@@ -305,5 +298,15 @@ impl Report {
                 format!("first: {}", self.first_error.as_deref().unwrap_or_default()),
             );
         }
+    }
+
+    /// The signature check's answers with this status, by problem code.
+    fn rejections(&self, status: &str) -> String {
+        let codes: Vec<String> = self
+            .signature_rejections
+            .iter()
+            .filter_map(|(k, v)| Some(format!("{} × {}", k.strip_prefix(status)?.trim(), n(*v))))
+            .collect();
+        format!("VerifyLayer, before the store: {}", codes.join(", "))
     }
 }

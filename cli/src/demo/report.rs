@@ -85,6 +85,9 @@ pub struct Report {
     pub forged_sent: u64,
     /// Of those, answered 400/401 by the signature check.
     pub forged_rejected: u64,
+    /// Those answers by status and problem code
+    /// (`"401 webhook_signature_invalid"`, …).
+    pub signature_rejections: BTreeMap<String, u64>,
     /// Of those, answered anything else.
     pub forged_accepted: u64,
     /// Store records and ledger lines of no genuine event.
@@ -212,6 +215,7 @@ pub fn build(
         retries_after_error: c.sent(Kind::AfterError),
         forged_sent: c.sent(Kind::Forged),
         forged_rejected: c.forged_rejected,
+        signature_rejections: c.rejections.clone(),
         forged_accepted: c.forged_accepted,
         foreign_traces: x.foreign_traces,
         http_statuses: c

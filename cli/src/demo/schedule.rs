@@ -35,7 +35,7 @@ pub enum Kind {
     AfterFailure,
     /// A resend after an "in flight" answer.
     AfterInFlight,
-    /// A resend of a delivery left unanswered by the killed handler.
+    /// A resend of a delivery left unanswered by the killed server.
     AfterCrash,
     /// A resend after an unexpected answer or connection error.
     AfterError,

@@ -47,6 +47,8 @@ pub struct Counters {
     pub recovered_reexecuted: u64,
     /// Forged deliveries answered 400/401 by the signature check.
     pub forged_rejected: u64,
+    /// Those answers by `"status code"` (`401 webhook_signature_invalid`, …).
+    pub rejections: BTreeMap<String, u64>,
     /// Forged deliveries answered anything else.
     pub forged_accepted: u64,
     /// One of them, with its answer.
@@ -90,6 +92,9 @@ impl Counters {
     pub fn count_forged(&mut self, a: &Answer) {
         if a.outcome == Outcome::Rejected {
             self.forged_rejected += 1;
+            let status = a.status.unwrap_or_default();
+            let code = a.code.as_deref().unwrap_or("(no code)");
+            *self.rejections.entry(format!("{status} {code}")).or_default() += 1;
         } else {
             self.forged_accepted += 1;
             self.forged_example.get_or_insert_with(|| {
