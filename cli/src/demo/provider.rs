@@ -184,6 +184,10 @@ impl<'a> Provider<'a> {
                     Instant::now() + Duration::from_micros(KILL_DELAY_US + jitter)
                 });
                 if Instant::now() >= kill_at {
+                    // Refill and let those requests reach the server, so the
+                    // kill also lands among fresh claims.
+                    self.fill();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                     self.crash_and_restart().await?;
                 }
             }
