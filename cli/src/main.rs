@@ -1,8 +1,9 @@
 //! `idemkv`: the command-line front end of the idemkv engine.
 //!
-//! `idemkv demo` plays a webhook provider against a handler process that
-//! embeds idemkv — duplicates, reordering, failures and a SIGKILL half-way —
-//! and checks that every side effect ran once (its files are under `demo/`).
+//! `idemkv demo` plays a webhook provider over HTTP against a server process
+//! that embeds idemkv — signed deliveries, duplicates, reordering, failures,
+//! forged signatures and a SIGKILL half-way — and checks that every side
+//! effect ran once (its files are under `demo/`).
 //! `stats`, `get`, `list`, `remove`, `sweep`, `verify`, `export`, `import`
 //! and `bench` inspect and maintain a store (one file each under `cmd/`). Exit codes: 0 ok, 1 the
 //! verdict or check failed (or the key is absent), 2 usage or I/O error.
@@ -45,13 +46,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Play a webhook provider against a handler process embedding idemkv:
-    /// duplicates, reordering, failures and a crash; verify each side effect
-    /// ran exactly once.
+    /// Play a webhook provider over HTTP against a server embedding idemkv:
+    /// signed deliveries, duplicates, reordering, failures, forged
+    /// signatures and a crash; verify each side effect ran exactly once.
     Demo(demo::DemoArgs),
-    /// The handler process of `demo` (internal).
+    /// The HTTP server process of `demo` (internal).
     #[command(hide = true)]
-    DemoHandler(demo::handler::HandlerArgs),
+    DemoServer(demo::server::ServerArgs),
     /// Per-namespace duplicate rate, retries, records by state, expirations,
     /// orphans and event latency.
     Stats(cmd::stats::StatsArgs),
@@ -92,7 +93,7 @@ fn main() -> ExitCode {
             args.audit = cli.audit;
             demo::run(&args)
         }
-        Command::DemoHandler(args) => demo::handler::run(args).map(|()| true),
+        Command::DemoServer(args) => demo::server::run(args).map(|()| true),
         Command::Stats(args) => cmd::stats::run(&g, args),
         Command::Get(args) => cmd::get::run(&g, args),
         Command::List(args) => cmd::list::run(&g, args),

@@ -19,19 +19,22 @@ pub struct DemoArgs {
     /// Event sources, i.e. namespaces (stripe, github, shopify, …).
     #[arg(long, default_value_t = 3)]
     pub sources: usize,
-    /// Worker threads in the handler process.
-    #[arg(long, default_value_t = 16)]
+    /// Async worker threads of the server process.
+    #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Requests the provider keeps in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
     /// Seed of the delivery schedule and the fault injection.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Do not kill the handler in the middle of the run.
+    /// Do not kill the server in the middle of the run.
     #[arg(long)]
     pub no_crash: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Pass `--audit` to the handler process (set from the global flag).
+    /// Pass `--audit` to the server process (set from the global flag).
     #[arg(skip)]
     pub audit: bool,
 }
@@ -50,6 +53,9 @@ impl DemoArgs {
         }
         if self.workers == 0 || self.workers > 1024 {
             bail!("--workers must be from 1 to 1024, not {}", self.workers);
+        }
+        if self.concurrency == 0 || self.concurrency > 4096 {
+            bail!("--concurrency must be from 1 to 4096, not {}", self.concurrency);
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The demo's side effect: an append-only ledger file with one line
 //! `source event_id token` per executed side effect. Each line is written and
-//! `sync_data`ed before the handler completes the key; concurrent workers
-//! share one `sync_data` (group commit, like the store's journal).
+//! `sync_data`ed before the endpoint answers 200 (which the layer stores);
+//! concurrent requests share one `sync_data` (group commit, like the store's
+//! journal).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};

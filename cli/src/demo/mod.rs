@@ -1,17 +1,24 @@
-//! `idemkv demo`: a webhook provider played against a handler process that
-//! embeds idemkv, with duplicates, reordering, retryable and terminal
-//! failures and a SIGKILL of the handler in the middle; then a verdict from
-//! the ledger of side effects and the store.
+//! `idemkv demo`: a webhook provider played over real HTTP against a server
+//! process embedding idemkv — signed deliveries, concurrent and late
+//! duplicates, reordering, retryable and terminal failures, forged
+//! signatures and a SIGKILL of the server in the middle; then a verdict
+//! from the ledger of side effects and the store.
 //!
-//! The provider side: `args`, `schedule` (what to send when), `provider`
-//! (sending, checking answers, the crash), `process` (the child process),
-//! `tally` (what it counts). The handler side: `handler` and its side effect,
-//! `ledger`. Both: `protocol`, `rng`. After the run: `crosscheck` (ledger and
-//! store facts), `verdict` (PASS or FAIL), `report` and `render`.
+//! The provider side (tokio, `reqwest`): `args`, `schedule` (what to send
+//! when), `provider` (sending, checking answers, the crash), `client` (one
+//! signed HTTP delivery), `answer` (reading an HTTP answer), `process` (the
+//! child process), `tally` (what it counts). The server side (axum,
+//! `idemkv::http::IdempotencyLayer`): `server`, `endpoint` and its side
+//! effect, `ledger`. Both: `events`, `protocol` (the server's JSON lines),
+//! `signing` (Standard Webhooks), `rng`. After the run: `crosscheck` (ledger
+//! and store facts), `verdict` (PASS or FAIL), `report` and `render`.
 
+mod answer;
 mod args;
+mod client;
 mod crosscheck;
-pub mod handler;
+mod endpoint;
+mod events;
 mod ledger;
 mod process;
 mod protocol;
@@ -20,6 +27,8 @@ mod render;
 mod report;
 mod rng;
 mod schedule;
+pub mod server;
+mod signing;
 mod tally;
 mod verdict;
 
@@ -29,8 +38,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 pub use args::DemoArgs;
-use handler::{LEDGER_FILE, STORE_DIR};
-use protocol::source_name;
+use events::source_name;
+/// The server process under its former name: `cmd` finds the demo's store
+/// directory as `demo::handler::STORE_DIR`.
+pub use server as handler;
+use server::{LEDGER_FILE, STORE_DIR};
 
 /// Marks a directory the demo created, so it only ever wipes its own.
 const MARKER: &str = ".idemkv-demo";
@@ -55,7 +67,7 @@ pub fn run(args: &DemoArgs) -> Result<bool> {
         LEDGER_FILE
     ));
     say(format!(
-        "  provider: {} events from {} · dup-rate {} · seed {} · {}",
+        "  events:   {} from {} · dup-rate {} · seed {} · {}",
         args.events,
         sources.join(", "),
         args.dup_rate,
@@ -63,14 +75,26 @@ pub fn run(args: &DemoArgs) -> Result<bool> {
         if args.no_crash {
             "no crash".to_string()
         } else {
-            "SIGKILL of the handler half-way".to_string()
+            "SIGKILL of the server half-way".to_string()
         }
     ));
     say(format!(
-        "  handler:  child process, {} workers, Durable store, ledger synced before complete",
+        "  server:   `idemkv demo-server` child, axum on 127.0.0.1, {} threads; POST /webhooks/{{source}}",
         args.workers
     ));
-    let seen = provider::run(args, &sources, started)?;
+    say("            signature check → IdempotencyLayer (webhook-id) → endpoint; Durable store, \
+         ledger line synced before the 200"
+        .to_string());
+    say(format!(
+        "  provider: reqwest, {} requests in flight, exponential backoff on 409/503/errors",
+        args.concurrency
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the provider's runtime")?;
+    let seen = runtime.block_on(provider::run(args, &sources, started))?;
+    drop(runtime);
     let run_time = started.elapsed();
     let found = crosscheck::crosscheck(args, &sources, &seen.acked)?;
     let verdict = verdict::judge(&found, &seen.counters);

@@ -1,48 +1,43 @@
-//! Supervision of the handler child process: spawning `idemkv demo-handler`
-//! and waiting for its ready line, the thread that reads its answers, writing
-//! deliveries to its stdin, the SIGKILL, and the orderly shutdown.
+//! Supervision of the server child process: spawning `idemkv demo-server`
+//! and waiting for its JSON ready line (which names its port), noticing an
+//! unexpected exit, the SIGKILL, and the orderly shutdown (close its stdin,
+//! read its stopped line, reap it).
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
 
 use super::DemoArgs;
-use super::protocol::Answer;
+use super::protocol::{Ready, ServerMsg};
+use super::signing::{SECRET, SECRET_ENV};
 
-/// How long to wait for a (re)started handler to report ready.
+/// How long to wait for a (re)started server to report ready, and for a
+/// server to stop once its stdin is closed.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Share of side-effect attempts that fail retryably, and of events that fail terminally.
 const RETRY_RATE: f64 = 0.03;
 const TERMINAL_RATE: f64 = 0.01;
 
-/// One line read from the handler's stdout.
-pub enum Msg {
-    /// A well-formed answer.
-    Answer(Answer),
-    /// A line that does not parse, with the reason.
-    Bad(String),
-}
-
-/// The running handler process and its answer stream.
-pub struct Handler {
+/// The running server process.
+pub struct Server {
     child: Child,
-    stdin: BufWriter<ChildStdin>,
-    answers: Receiver<Msg>,
-    reader: JoinHandle<()>,
-    ready: HashMap<String, u64>,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::UnboundedReceiver<Result<ServerMsg, String>>,
+    /// What its ready line said.
+    pub ready: Ready,
 }
 
-impl Handler {
-    /// Starts a handler process and waits for its ready line.
-    pub fn spawn(args: &DemoArgs) -> Result<Handler> {
+impl Server {
+    /// Starts a server process on the demo directory and waits until it listens.
+    pub async fn spawn(args: &DemoArgs) -> Result<Server> {
         let exe = std::env::current_exe().context("locating the idemkv executable")?;
         let mut child = Command::new(exe)
-            .arg("demo-handler")
+            .arg("demo-server")
             .args(args.audit.then_some("--audit"))
             .arg("--path")
             .arg(&args.path)
@@ -51,109 +46,82 @@ impl Handler {
             .args(["--workers", &args.workers.to_string()])
             .args(["--retry-rate", &RETRY_RATE.to_string()])
             .args(["--terminal-rate", &TERMINAL_RATE.to_string()])
+            .env(SECRET_ENV, SECRET)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .kill_on_drop(true)
             .spawn()
-            .context("starting the handler process")?;
-        let stdin = child.stdin.take().context("handler stdin")?;
-        let stdout = child.stdout.take().context("handler stdout")?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-        let reader = std::thread::spawn(move || {
-            let mut ready_tx = Some(ready_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("H ") {
-                    if let Some(r) = ready_tx.take() {
-                        let _ = r.send(rest.to_string());
-                    }
-                    continue;
-                }
-                let msg =
-                    Answer::parse(&line).map_or_else(|e| Msg::Bad(e.to_string()), Msg::Answer);
+            .context("starting the server process")?;
+        let stdin = child.stdin.take().context("server stdin")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let (tx, mut lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let msg = serde_json::from_str::<ServerMsg>(&line)
+                    .map_err(|e| format!("{e} in {line:?}"));
                 if tx.send(msg).is_err() {
                     break;
                 }
             }
         });
-        let hello = match ready_rx.recv_timeout(READY_TIMEOUT) {
-            Ok(h) => h,
-            Err(_) => {
-                let status = child.try_wait().ok().flatten();
-                let _ = child.kill();
-                let _ = child.wait();
+        let ready = match tokio::time::timeout(READY_TIMEOUT, lines.recv()).await {
+            Ok(Some(Ok(ServerMsg::Ready(ready)))) => ready,
+            other => {
+                let _ = child.start_kill();
+                let status = child.wait().await.ok();
                 bail!(
-                    "the handler process did not start ({})",
-                    status.map_or("no ready line".to_string(), |s| s.to_string())
+                    "the server process did not start ({}; {})",
+                    match other {
+                        Ok(Some(Ok(m))) => format!("first line {m:?}"),
+                        Ok(Some(Err(e))) => format!("bad first line: {e}"),
+                        Ok(None) => "no ready line".to_string(),
+                        Err(_) => format!("no ready line within {READY_TIMEOUT:?}"),
+                    },
+                    status.map_or_else(|| "still running".to_string(), |s| s.to_string())
                 );
             }
         };
-        let ready = hello
-            .split(' ')
-            .filter_map(|kv| kv.split_once('='))
-            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-            .collect();
-        Ok(Handler {
-            child,
-            stdin: BufWriter::with_capacity(64 << 10, stdin),
-            answers: rx,
-            reader,
-            ready,
-        })
+        Ok(Server { child, stdin: Some(stdin), lines, ready })
     }
 
-    /// A number from the ready line (`journal_entries_replayed`, …), 0 if absent.
-    pub fn ready(&self, key: &str) -> u64 {
-        self.ready.get(key).copied().unwrap_or(0)
-    }
-
-    /// Buffers one delivery line.
-    pub fn write(&mut self, line: &str) -> Result<()> {
-        self.stdin.write_all(line.as_bytes()).context("sending a delivery to the handler")
-    }
-
-    /// Sends the buffered deliveries.
-    pub fn flush(&mut self) -> Result<()> {
-        self.stdin.flush().context("sending deliveries to the handler")
-    }
-
-    /// The next answer line, or `None` after `timeout`; an error if the
-    /// handler is gone.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Msg>> {
-        match self.answers.recv_timeout(timeout) {
-            Ok(m) => Ok(Some(m)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait()?;
-                bail!("the handler process exited unexpectedly ({status})");
-            }
+    /// Fails if the process has exited on its own.
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self.child.try_wait().context("checking the server process")? {
+            Some(status) => bail!("the server process exited unexpectedly ({status})"),
+            None => Ok(()),
         }
     }
 
-    /// An answer line already read, if any.
-    pub fn try_recv(&self) -> Option<Msg> {
-        self.answers.try_recv().ok()
+    /// SIGKILLs the process and reaps it; returns its pid.
+    pub async fn kill(mut self) -> Result<u32> {
+        let pid = self.ready.pid;
+        self.child.start_kill().context("killing the server")?;
+        self.child.wait().await.context("reaping the killed server")?;
+        Ok(pid)
     }
 
-    /// SIGKILLs the process and reaps it; returns its pid and the answers it
-    /// wrote before dying.
-    pub fn kill(mut self) -> Result<(u32, Receiver<Msg>)> {
-        let pid = self.child.id();
-        self.child.kill().context("killing the handler")?;
-        let _ = self.child.wait();
-        drop(self.stdin);
-        let _ = self.reader.join();
-        Ok((pid, self.answers))
-    }
-
-    /// Closes stdin and waits for the process to drain and exit; returns its
-    /// exit status and its last answers.
-    pub fn shutdown(mut self) -> Result<(ExitStatus, Receiver<Msg>)> {
-        self.stdin.flush()?;
-        drop(self.stdin);
-        let status = self.child.wait().context("waiting for the handler")?;
-        let _ = self.reader.join();
-        Ok((status, self.answers))
+    /// Closes its stdin and waits for it to drain, close the store and
+    /// exit; returns the number of requests its endpoint ran.
+    pub async fn shutdown(mut self) -> Result<u64> {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .with_context(|| format!("the server did not stop within {STOP_TIMEOUT:?}"))?
+            .context("waiting for the server")?;
+        if !status.success() {
+            bail!("the server process failed ({status})");
+        }
+        let mut runs = None;
+        // The reader ends at the closed pipe, so this ends too.
+        while let Ok(Some(line)) = tokio::time::timeout(STOP_TIMEOUT, self.lines.recv()).await {
+            match line {
+                Ok(ServerMsg::Stopped { handler_runs }) => runs = Some(handler_runs),
+                Ok(other) => bail!("unexpected line from the server: {other:?}"),
+                Err(e) => bail!("bad line from the server: {e}"),
+            }
+        }
+        runs.context("the server exited without its stopped line")
     }
 }

@@ -1,5 +1,6 @@
 //! Printing the report: one JSON object, or text — aligned rows per section,
-//! numbers with thousands separators, and the verdict lines.
+//! numbers with thousands separators, the HTTP status table, and the
+//! verdict lines.
 
 use std::fmt::Write as _;
 
@@ -12,9 +13,13 @@ fn row(o: &mut String, label: &str, value: String, note: String) {
     let _ = writeln!(o, "  {label:<26} {value:>14}   {note}");
 }
 
-/// Microseconds: one decimal below 100 µs, whole ones with separators above.
-fn us(v: f64) -> String {
-    if v < 100.0 { format!("{v:.1}") } else { n(v as u64) }
+/// A p50 / p99 pair of µs: in ms with one decimal once the p99 reaches 1 ms.
+fn p50_p99(p50: f64, p99: f64) -> String {
+    if p99 < 1000.0 {
+        format!("{p50:.1} / {p99:.1} µs")
+    } else {
+        format!("{:.1} / {:.1} ms", p50 / 1000.0, p99 / 1000.0)
+    }
 }
 
 /// `1234567` → `1,234,567`.
@@ -49,12 +54,13 @@ impl Report {
             "sent",
             n(self.deliveries_sent),
             format!(
-                "{} originals + {} duplicate copies ({} concurrent, {} late) + {} retries",
+                "{} originals + {} duplicate copies ({} concurrent, {} late) + {} retries + {} forged",
                 n(self.originals_sent),
                 n(self.concurrent_copies_sent + self.late_copies_sent),
                 n(self.concurrent_copies_sent),
                 n(self.late_copies_sent),
-                n(self.retries)
+                n(self.retries),
+                n(self.forged_sent)
             ),
         );
         row(
@@ -62,10 +68,11 @@ impl Report {
             "retries",
             n(self.retries),
             format!(
-                "{} after retryable failures (exp. backoff), {} after \"in flight\", {} resent after the crash",
+                "{} after 503 (exp. backoff), {} after 409, {} resent after the crash, {} after errors",
                 n(self.retries_after_failure),
                 n(self.retries_after_inflight),
-                n(self.resent_after_crash)
+                n(self.resent_after_crash),
+                n(self.retries_after_error)
             ),
         );
         let _ = writeln!(o, "duplicates");
@@ -98,29 +105,32 @@ impl Report {
             format!("{:.2} %", self.duplicate_detection_rate * 100.0),
             "blocked / delivered".into(),
         );
-        row(
-            &mut o,
-            "in-flight waits",
-            n(self.inflight_waits),
-            format!(
-                "Store::wait: {} got the replay, {} took over after a retryable failure, {} timed out",
-                n(self.inflight_waits_replayed),
-                n(self.inflight_waits_acquired),
-                n(self.inflight_waits_timed_out)
-            ),
-        );
+        self.http_rows(&mut o);
         let _ = writeln!(o, "crash");
         match &self.crash {
             Some(c) => {
                 row(
                     &mut o,
-                    "SIGKILL of the handler",
+                    "SIGKILL of the server",
                     format!("at {}", n(u64::from(c.at_events_finished))),
                     format!(
-                        "events finished; {} unanswered deliveries resent; restart {:.0} ms, {} journal entries replayed",
-                        n(c.unanswered_resent),
-                        c.restart_ms,
-                        n(c.journal_entries_replayed)
+                        "events finished; {} requests in flight, {} got no answer and were \
+                         redelivered",
+                        n(c.in_flight_at_kill),
+                        n(c.unanswered_resent)
+                    ),
+                );
+                row(
+                    &mut o,
+                    "restart",
+                    format!("{:.0} ms", c.restart_ms),
+                    format!(
+                        "same directory, port {} → {}; {} journal entries replayed, {} ledger \
+                         lines found",
+                        c.old_port,
+                        c.new_port,
+                        n(c.journal_entries_replayed),
+                        n(c.ledger_lines_found)
                     ),
                 );
                 row(
@@ -128,7 +138,8 @@ impl Report {
                     "orphans recovered",
                     n(self.orphans_recovered),
                     format!(
-                        "{} reconciled from the ledger (not re-run), {} had no side effect yet and ran once, {} failed (injected)",
+                        "recovered() == true: {} reconciled from the ledger (not re-run), {} had \
+                         no side effect yet and ran once, {} failed (injected)",
                         n(self.orphans_reconciled_from_ledger),
                         n(self.orphans_reexecuted),
                         n(self.orphans_recovered
@@ -153,19 +164,19 @@ impl Report {
             &mut o,
             "unique events completed",
             n(self.unique_events_completed),
-            "stored completions, each naming its ledger line".into(),
+            "stored 200 answers, each naming its ledger line".into(),
         );
         row(
             &mut o,
             "terminal failures",
             n(self.events_failed_terminally),
-            "events; the failure is replayed to later duplicates".into(),
+            "events answered 422; stored and replayed to later duplicates".into(),
         );
         row(
             &mut o,
             "retryable failures",
             n(self.retryable_failures),
-            "attempts; the key became claimable again".into(),
+            "attempts answered 503; the layer released the claim (on_status → Retry)".into(),
         );
         row(
             &mut o,
@@ -176,24 +187,24 @@ impl Report {
                 n(self.acknowledged_outcomes_lost)
             ),
         );
-        let _ = writeln!(o, "latency (handler-side)");
+        let _ = writeln!(o, "latency (provider-side HTTP round trip)");
         row(
             &mut o,
-            "claim p50 / p99",
-            format!("{} / {} µs", us(self.claim_p50_us), us(self.claim_p99_us)),
-            "acquiring claims; Durable: includes the shared fsync".into(),
+            "first run p50 / p99",
+            p50_p99(self.first_run_p50_us, self.first_run_p99_us),
+            "durable claim + ledger fsync + durable stored answer".into(),
         );
         row(
             &mut o,
-            "lookup p50 / p99",
-            format!("{} / {} µs", us(self.lookup_p50_us), us(self.lookup_p99_us)),
-            "claims answered with a replay".into(),
+            "replay p50 / p99",
+            p50_p99(self.replay_p50_us, self.replay_p99_us),
+            "answered by the layer from the store".into(),
         );
         row(
             &mut o,
-            "wait p50 / p99",
-            format!("{} / {} µs", us(self.wait_p50_us), us(self.wait_p99_us)),
-            "Store::wait until the holder finished".into(),
+            "409 p50 / p99",
+            p50_p99(self.inflight_p50_us, self.inflight_p99_us),
+            "in flight: another delivery holds the key".into(),
         );
         row(
             &mut o,
@@ -220,5 +231,82 @@ impl Report {
             let _ = writeln!(out, "VERDICT: FAIL");
         }
         out
+    }
+
+    /// The HTTP answers by status, the connection errors and the forged
+    /// deliveries.
+    fn http_rows(&self, o: &mut String) {
+        let _ = writeln!(o, "http answers");
+        for (status, count) in &self.http_statuses {
+            let (label, note) = match status.as_str() {
+                "200" => (
+                    "200 first run".to_string(),
+                    format!(
+                        "the endpoint ran: {} executed the side effect, {} reconciled from the ledger",
+                        n(self.executed_and_completed),
+                        n(self.reconciled)
+                    ),
+                ),
+                "200 replayed" => (
+                    status.clone(),
+                    "Idempotent-Replayed: true — the stored answer, byte for byte".into(),
+                ),
+                "409" => (
+                    "409 in flight".to_string(),
+                    "a concurrent duplicate held the key; resent with backoff".into(),
+                ),
+                "422" => (
+                    "422 terminal".to_string(),
+                    format!(
+                        "first answer of a rejected event, stored by the layer ({} key-reuse mismatches)",
+                        n(self.mismatches)
+                    ),
+                ),
+                "422 replayed" => (status.clone(), "the stored rejection, replayed".into()),
+                "401" => ("401 bad signature".to_string(), self.rejections("401")),
+                "400" => ("400 unsigned".to_string(), self.rejections("400")),
+                "503" => (
+                    "503 retry later".to_string(),
+                    "the downstream failed before the side effect; the claim was released".into(),
+                ),
+                _ => (status.clone(), "unexpected".into()),
+            };
+            row(o, &label, n(*count), note);
+        }
+        row(
+            o,
+            "connection errors",
+            n(self.connection_errors),
+            "no answer: requests in flight at the SIGKILL, redelivered".into(),
+        );
+        row(
+            o,
+            "forged deliveries",
+            n(self.forged_sent),
+            format!(
+                "{} rejected (400/401), {} not; {} store records or ledger lines of no genuine event",
+                n(self.forged_rejected),
+                n(self.forged_accepted),
+                n(self.foreign_traces)
+            ),
+        );
+        if self.errors > 0 {
+            row(
+                o,
+                "unexpected answers",
+                n(self.errors),
+                format!("first: {}", self.first_error.as_deref().unwrap_or_default()),
+            );
+        }
+    }
+
+    /// The signature check's answers with this status, by problem code.
+    fn rejections(&self, status: &str) -> String {
+        let codes: Vec<String> = self
+            .signature_rejections
+            .iter()
+            .filter_map(|(k, v)| Some(format!("{} × {}", k.strip_prefix(status)?.trim(), n(*v))))
+            .collect();
+        format!("VerifyLayer, before the store: {}", codes.join(", "))
     }
 }

@@ -1,14 +1,15 @@
-//! The demo's final report: every count, the crash, the latencies and the
-//! verdict in one struct, which `--json` prints as is (`render` writes the
-//! text form).
+//! The demo's final report: every count, the HTTP statuses, the crash, the
+//! latencies and the verdict in one struct, which `--json` prints as is
+//! (`render` writes the text form).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::DemoArgs;
+use super::answer::Outcome;
 use super::crosscheck::Crosscheck;
-use super::protocol::Outcome;
 use super::provider::Observed;
 use super::schedule::Kind;
 use super::verdict::Verdict;
@@ -16,19 +17,25 @@ use super::verdict::Verdict;
 /// What happened around the crash.
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashInfo {
-    /// The killed handler's pid.
+    /// The killed server's pid.
     pub killed_pid: u32,
     /// Events finished when it was killed.
     pub at_events_finished: u32,
-    /// Deliveries sent but unanswered at the kill, resent after the restart.
+    /// Requests in flight when it was killed.
+    pub in_flight_at_kill: u64,
+    /// Of those, how many got no answer (a connection error) and were resent.
     pub unanswered_resent: u64,
-    /// Time to start the new handler (open the store, replay the journal).
+    /// The killed server's port.
+    pub old_port: u16,
+    /// The new server's port.
+    pub new_port: u16,
+    /// Time to start the new server (open the store, replay the journal).
     pub restart_ms: f64,
     /// Journal entries the new store replayed.
     pub journal_entries_replayed: u64,
     /// Bytes cut at a torn journal tail.
     pub journal_bytes_dropped: u64,
-    /// Ledger lines the new handler found.
+    /// Ledger lines the new server found.
     pub ledger_lines_found: u64,
     /// Bytes of a torn last ledger line it cut.
     pub ledger_torn_bytes: u64,
@@ -49,11 +56,13 @@ pub struct Report {
     pub events: u32,
     /// Namespaces.
     pub sources: Vec<String>,
-    /// Handler workers.
+    /// Server worker threads.
     pub workers: usize,
+    /// Requests the provider kept in flight.
+    pub concurrency: usize,
     /// Share of events with duplicate copies.
     pub dup_rate: f64,
-    /// Whether the handler was to be killed half-way.
+    /// Whether the server was to be killed half-way.
     pub crash_enabled: bool,
     /// Every delivery sent.
     pub deliveries_sent: u64,
@@ -67,10 +76,27 @@ pub struct Report {
     pub retries_after_failure: u64,
     /// Resends after "in flight" answers.
     pub retries_after_inflight: u64,
-    /// Resends of deliveries the killed handler never answered.
+    /// Resends of deliveries the killed server never answered.
     pub resent_after_crash: u64,
-    /// Resends after handler errors.
+    /// Resends after unexpected answers.
     pub retries_after_error: u64,
+    /// Deliveries with a bad signature (wrong secret, tampered body, stale
+    /// timestamp, unsigned).
+    pub forged_sent: u64,
+    /// Of those, answered 400/401 by the signature check.
+    pub forged_rejected: u64,
+    /// Those answers by status and problem code
+    /// (`"401 webhook_signature_invalid"`, …).
+    pub signature_rejections: BTreeMap<String, u64>,
+    /// Of those, answered anything else.
+    pub forged_accepted: u64,
+    /// Store records and ledger lines of no genuine event.
+    pub foreign_traces: u64,
+    /// HTTP answers by status; replayed ones (`Idempotent-Replayed: true`)
+    /// as "200 replayed", "422 replayed".
+    pub http_statuses: BTreeMap<String, u64>,
+    /// Deliveries that got no HTTP answer (the SIGKILL).
+    pub connection_errors: u64,
     /// Answers: side effect ran and the key was completed.
     pub executed_and_completed: u64,
     /// Answers: orphan completed from the ledger without re-running.
@@ -87,8 +113,11 @@ pub struct Report {
     pub inflight: u64,
     /// Answers: fingerprint mismatch.
     pub mismatches: u64,
-    /// Answers: store or ledger errors.
+    /// Answers: unexpected (5xx of the layer, other statuses, connection
+    /// errors outside the crash).
     pub errors: u64,
+    /// The first of them.
+    pub first_error: Option<String>,
     /// Deliveries of an event whose side effect had already begun.
     pub duplicates_delivered: u64,
     /// Of those, stopped before the side effect (replayed + in flight + reconciled).
@@ -97,17 +126,12 @@ pub struct Report {
     pub duplicates_replayed: u64,
     /// Blocked / delivered.
     pub duplicate_detection_rate: f64,
-    /// `Store::wait` calls on in-flight keys.
-    pub inflight_waits: u64,
-    /// Waits that got the holder's outcome.
-    pub inflight_waits_replayed: u64,
-    /// Waits that took the key over after a retryable failure.
-    pub inflight_waits_acquired: u64,
-    /// Waits that timed out.
-    pub inflight_waits_timed_out: u64,
     /// The crash, unless `--no-crash`.
     pub crash: Option<CrashInfo>,
-    /// Acquired leases with `recovered() == true`.
+    /// Requests the endpoint of the last server process ran (its stopped
+    /// line): first runs after the restart, never duplicates or forgeries.
+    pub endpoint_runs_last_server: u64,
+    /// Endpoint runs with `recovered() == true`.
     pub orphans_recovered: u64,
     /// Of those, completed from the ledger without re-running the side effect.
     pub orphans_reconciled_from_ledger: u64,
@@ -127,21 +151,22 @@ pub struct Report {
     pub acknowledged_outcomes_lost: u64,
     /// Total resends by the provider.
     pub retries: u64,
-    /// Claims that acquired, p50 µs (includes the durable group commit).
-    pub claim_p50_us: f64,
-    /// Claims that acquired, p99 µs.
-    pub claim_p99_us: f64,
-    /// Claims answered with a replay, p50 µs.
-    pub lookup_p50_us: f64,
-    /// Claims answered with a replay, p99 µs.
-    pub lookup_p99_us: f64,
-    /// `Store::wait` p50 µs.
-    pub wait_p50_us: f64,
-    /// `Store::wait` p99 µs.
-    pub wait_p99_us: f64,
+    /// Round trip of answers the endpoint gave, p50 µs (durable claim,
+    /// side effect with its fsync, stored answer).
+    pub first_run_p50_us: f64,
+    /// The same, p99 µs.
+    pub first_run_p99_us: f64,
+    /// Round trip of replayed answers, p50 µs.
+    pub replay_p50_us: f64,
+    /// The same, p99 µs.
+    pub replay_p99_us: f64,
+    /// Round trip of 409 answers, p50 µs.
+    pub inflight_p50_us: f64,
+    /// The same, p99 µs.
+    pub inflight_p99_us: f64,
     /// Records checked by `Store::verify`.
     pub store_records_verified: u64,
-    /// Seconds from start to the handler's exit.
+    /// Seconds from start to the server's exit.
     pub run_time_s: f64,
     /// Seconds including setup and verification.
     pub wall_time_s: f64,
@@ -177,6 +202,7 @@ pub fn build(
         events: args.events,
         sources: sources.to_vec(),
         workers: args.workers,
+        concurrency: args.concurrency,
         dup_rate: args.dup_rate,
         crash_enabled: !args.no_crash,
         deliveries_sent: c.deliveries_sent,
@@ -187,6 +213,18 @@ pub fn build(
         retries_after_inflight: c.sent(Kind::AfterInFlight),
         resent_after_crash: c.sent(Kind::AfterCrash),
         retries_after_error: c.sent(Kind::AfterError),
+        forged_sent: c.sent(Kind::Forged),
+        forged_rejected: c.forged_rejected,
+        signature_rejections: c.rejections.clone(),
+        forged_accepted: c.forged_accepted,
+        foreign_traces: x.foreign_traces,
+        http_statuses: c
+            .status_counts()
+            .map(|((status, replayed), n)| {
+                (if replayed { format!("{status} replayed") } else { status.to_string() }, n)
+            })
+            .collect(),
+        connection_errors: c.answered(Outcome::ConnectionError),
         executed_and_completed: c.answered(Outcome::Acquired),
         reconciled: c.answered(Outcome::Reconciled),
         retryable_failures: c.answered(Outcome::Retry),
@@ -195,7 +233,11 @@ pub fn build(
         replayed_failures: c.answered(Outcome::ReplayedFailure),
         inflight: c.answered(Outcome::InFlight),
         mismatches: c.answered(Outcome::Mismatch),
-        errors: c.answered(Outcome::Error),
+        errors: c.answered(Outcome::Error)
+            + (c.answered(Outcome::Rejected) - c.forged_rejected)
+            + (c.answered(Outcome::ConnectionError)
+                - seen.crash.as_ref().map_or(0, |k| k.unanswered_resent)),
+        first_error: c.first_error.clone(),
         duplicates_delivered: delivered,
         duplicates_blocked: blocked,
         duplicates_replayed: replayed,
@@ -204,11 +246,8 @@ pub fn build(
         } else {
             blocked as f64 / delivered as f64
         },
-        inflight_waits: c.waits,
-        inflight_waits_replayed: c.waits_replayed,
-        inflight_waits_acquired: c.waits_acquired,
-        inflight_waits_timed_out: c.waits_timed_out,
         crash: seen.crash,
+        endpoint_runs_last_server: seen.last_server_runs,
         orphans_recovered: c.recovered_leases,
         orphans_reconciled_from_ledger: c.answered(Outcome::Reconciled),
         orphans_reexecuted: c.recovered_reexecuted,
@@ -219,12 +258,12 @@ pub fn build(
         acknowledged_completions: x.acked_completions,
         acknowledged_outcomes_lost: x.acked_completions_lost + x.acked_failures_lost,
         retries,
-        claim_p50_us: p.claim[0],
-        claim_p99_us: p.claim[1],
-        lookup_p50_us: p.lookup[0],
-        lookup_p99_us: p.lookup[1],
-        wait_p50_us: p.wait[0],
-        wait_p99_us: p.wait[1],
+        first_run_p50_us: p.first_run[0],
+        first_run_p99_us: p.first_run[1],
+        replay_p50_us: p.replay[0],
+        replay_p99_us: p.replay[1],
+        inflight_p50_us: p.inflight[0],
+        inflight_p99_us: p.inflight[1],
         store_records_verified: x.records_verified,
         run_time_s: run_time.as_secs_f64(),
         wall_time_s: wall_time.as_secs_f64(),

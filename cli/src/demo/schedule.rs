@@ -1,7 +1,8 @@
-//! The provider's delivery schedule: the seeded stream of originals and
-//! concurrent copies shuffled in reorder windows, then what decides the next
-//! delivery — resends after a crash, backoff timers, late copies due after
-//! their event finished, and the rest of the stream.
+//! The provider's delivery schedule: the seeded stream of originals,
+//! concurrent copies and forged deliveries, shuffled in reorder windows
+//! (out-of-order delivery), then what decides the next delivery — resends
+//! after the crash, backoff timers, late copies due after their event
+//! finished, and the rest of the stream.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -18,6 +19,8 @@ const CONCURRENT_SHARE: f64 = 0.4;
 /// its event finished.
 const LATE_GAP: u64 = 200;
 const LATE_SPREAD: u64 = 5000;
+/// Deliveries with a bad signature, spread evenly over the stream.
+pub const FORGED_DELIVERIES: u32 = 16;
 
 /// Why a delivery was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,10 +35,13 @@ pub enum Kind {
     AfterFailure,
     /// A resend after an "in flight" answer.
     AfterInFlight,
-    /// A resend of a delivery left unanswered by the killed handler.
+    /// A resend of a delivery left unanswered by the killed server.
     AfterCrash,
-    /// A resend after a handler error.
+    /// A resend after an unexpected answer or connection error.
     AfterError,
+    /// A delivery with a bad signature (its number, not an event, travels
+    /// with it); never retried except after a connection error.
+    Forged,
 }
 
 /// One event as planned.
@@ -60,7 +66,7 @@ pub struct Schedule {
 impl Schedule {
     /// Plans every event from `--seed`: its source, its duplicate copies
     /// (concurrent ones join the stream, late ones wait for the event to
-    /// finish) and the reordered stream.
+    /// finish), the forged deliveries and the reordered stream.
     pub fn plan(args: &DemoArgs) -> (Schedule, Vec<Planned>) {
         let mut rng = Rng::new(args.seed);
         let n = args.events as usize;
@@ -85,6 +91,11 @@ impl Schedule {
                 }
             }
             events.push(Planned { source, late_copies });
+        }
+        let len = stream.len();
+        for f in (0..FORGED_DELIVERIES).rev() {
+            let at = (f as usize + 1) * len / (FORGED_DELIVERIES as usize + 1);
+            stream.insert(at, (f, Kind::Forged));
         }
         for window in stream.chunks_mut(REORDER_WINDOW) {
             rng.shuffle(window);

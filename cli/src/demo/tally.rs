@@ -1,10 +1,10 @@
 //! What the provider counts while the demo runs: deliveries by kind, answers
-//! by outcome, waits, recovered leases, bad answers, and the handler's
-//! latency samples with their percentiles.
+//! by outcome and by HTTP status, recovered attempts, forged deliveries, bad
+//! answers, and the round-trip latency samples with their percentiles.
 
 use std::collections::BTreeMap;
 
-use super::protocol::{Answer, Outcome};
+use super::answer::{Answer, Outcome};
 use super::schedule::Kind;
 
 /// How many times each value of `K` (a fieldless enum) was counted; any
@@ -39,25 +39,27 @@ pub struct Counters {
     pub sent_by_kind: Tally<Kind>,
     /// Answers by [`Outcome`].
     pub answers: Tally<Outcome>,
-    /// Acquired leases that were `recovered()`.
+    /// HTTP answers by status and `Idempotent-Replayed: true`.
+    pub statuses: Tally<(u16, bool)>,
+    /// First runs of the endpoint flagged `recovered()`.
     pub recovered_leases: u64,
     /// Of those, how many ran the side effect (the ledger did not have it).
     pub recovered_reexecuted: u64,
-    /// `Store::wait` calls, by how they ended.
-    pub waits: u64,
-    /// Waits that ended with the holder's outcome replayed.
-    pub waits_replayed: u64,
-    /// Waits that ended acquiring the key (the holder failed retryably).
-    pub waits_acquired: u64,
-    /// Waits that timed out still in flight.
-    pub waits_timed_out: u64,
+    /// Forged deliveries answered 400/401 by the signature check.
+    pub forged_rejected: u64,
+    /// Those answers by `"status code"` (`401 webhook_signature_invalid`, …).
+    pub rejections: BTreeMap<String, u64>,
+    /// Forged deliveries answered anything else.
+    pub forged_accepted: u64,
+    /// One of them, with its answer.
+    pub forged_example: Option<String>,
     /// Answers whose response did not match the event's known outcome.
     pub bad_responses: u64,
     /// Events acknowledged with two different outcomes.
     pub conflicts: u64,
     /// An example of either.
     pub bad_example: Option<String>,
-    /// The first handler error.
+    /// The first unexpected answer or connection error.
     pub first_error: Option<String>,
     /// Answers to deliveries that were not outstanding.
     pub unknown_answers: u64,
@@ -75,19 +77,29 @@ impl Counters {
     /// Counts one answer.
     pub fn count_answer(&mut self, a: &Answer) {
         self.answers.add(a.outcome);
+        if let Some(status) = a.status {
+            self.statuses.add((status, a.replayed));
+        }
         if a.recovered {
             self.recovered_leases += 1;
             if a.outcome == Outcome::Acquired {
                 self.recovered_reexecuted += 1;
             }
         }
-        if a.waited {
-            self.waits += 1;
-            match a.outcome {
-                Outcome::Replayed | Outcome::ReplayedFailure => self.waits_replayed += 1,
-                Outcome::InFlight => self.waits_timed_out += 1,
-                _ => self.waits_acquired += 1,
-            }
+    }
+
+    /// Counts the answer to a forged delivery.
+    pub fn count_forged(&mut self, a: &Answer) {
+        if a.outcome == Outcome::Rejected {
+            self.forged_rejected += 1;
+            let status = a.status.unwrap_or_default();
+            let code = a.code.as_deref().unwrap_or("(no code)");
+            *self.rejections.entry(format!("{status} {code}")).or_default() += 1;
+        } else {
+            self.forged_accepted += 1;
+            self.forged_example.get_or_insert_with(|| {
+                format!("{} {}", a.status.map_or("-".into(), |s| s.to_string()), a.body)
+            });
         }
     }
 
@@ -103,7 +115,7 @@ impl Counters {
         self.bad_example.get_or_insert_with(|| format!("{src}/{evt}"));
     }
 
-    /// Notes a handler error.
+    /// Notes an unexpected answer.
     pub fn note_error(&mut self, msg: &str) {
         self.first_error.get_or_insert_with(|| msg.to_string());
     }
@@ -117,39 +129,41 @@ impl Counters {
     pub fn answered(&self, o: Outcome) -> u64 {
         self.answers.get(o)
     }
+
+    /// Every (status, replayed) counted, in order.
+    pub fn status_counts(&self) -> impl Iterator<Item = ((u16, bool), u64)> + '_ {
+        self.statuses.0.iter().map(|(k, v)| (*k, *v))
+    }
 }
 
-/// Latency samples in ns, as reported by the handler.
+/// Round trips in ns, as the provider timed them.
 #[derive(Debug, Default)]
 pub struct Latencies {
-    claim: Vec<u64>,
-    lookup: Vec<u64>,
-    wait: Vec<u64>,
+    first_run: Vec<u64>,
+    replay: Vec<u64>,
+    inflight: Vec<u64>,
 }
 
-/// p50 and p99 in µs of each kind of call.
+/// p50 and p99 in µs of each kind of answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Percentiles {
-    /// Claims that acquired (or failed after acquiring).
-    pub claim: [f64; 2],
-    /// Claims answered with a replay.
-    pub lookup: [f64; 2],
-    /// `Store::wait` calls.
-    pub wait: [f64; 2],
+    /// Answers of the endpoint (durable claim, side effect, stored answer).
+    pub first_run: [f64; 2],
+    /// Answers replayed by the layer.
+    pub replay: [f64; 2],
+    /// 409 answers.
+    pub inflight: [f64; 2],
 }
 
 impl Latencies {
-    /// Files one answer's timings.
+    /// Files one answer's round trip.
     pub fn record(&mut self, a: &Answer) {
-        if a.waited {
-            self.wait.push(a.wait_ns);
-            return;
-        }
         match a.outcome {
             Outcome::Acquired | Outcome::Reconciled | Outcome::Retry | Outcome::Terminal => {
-                self.claim.push(a.claim_ns);
+                self.first_run.push(a.rtt_ns);
             }
-            Outcome::Replayed | Outcome::ReplayedFailure => self.lookup.push(a.claim_ns),
+            Outcome::Replayed | Outcome::ReplayedFailure => self.replay.push(a.rtt_ns),
+            Outcome::InFlight => self.inflight.push(a.rtt_ns),
             _ => {}
         }
     }
@@ -157,9 +171,9 @@ impl Latencies {
     /// The percentiles of every sample (sorts them).
     pub fn percentiles(&mut self) -> Percentiles {
         Percentiles {
-            claim: p50_p99(&mut self.claim),
-            lookup: p50_p99(&mut self.lookup),
-            wait: p50_p99(&mut self.wait),
+            first_run: p50_p99(&mut self.first_run),
+            replay: p50_p99(&mut self.replay),
+            inflight: p50_p99(&mut self.inflight),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! broken, judged from the ledger and store facts (`crosscheck`) and from
 //! what the provider counted while the demo ran (`tally`).
 
+use super::answer::Outcome;
 use super::crosscheck::Crosscheck;
-use super::protocol::Outcome;
 use super::tally::Counters;
 
 /// PASS or FAIL, with one line per broken guarantee.
@@ -59,6 +59,14 @@ pub fn judge(x: &Crosscheck, c: &Counters) -> Verdict {
     if x.corrupt_records > 0 {
         failures.push(format!("{} stored records are corrupt", x.corrupt_records));
     }
+    if x.foreign_traces > 0 {
+        failures.push(format!(
+            "{} store records or ledger lines belong to no genuine event: a bad signature \
+             got through (e.g. {})",
+            x.foreign_traces,
+            x.foreign_example.as_deref().unwrap_or_default()
+        ));
+    }
     // The answers the provider got during the run.
     if c.bad_responses > 0 {
         failures.push(format!(
@@ -81,6 +89,13 @@ pub fn judge(x: &Crosscheck, c: &Counters) -> Verdict {
             "{mismatches} deliveries got a fingerprint mismatch for an identical body"
         ));
     }
+    if c.forged_accepted > 0 {
+        failures.push(format!(
+            "{} deliveries with a bad signature were not rejected with 400/401 (e.g. {})",
+            c.forged_accepted,
+            c.forged_example.as_deref().unwrap_or_default()
+        ));
+    }
     if c.gave_up > 0 {
         failures
             .push(format!("the provider gave up on {} events after too many retries", c.gave_up));
@@ -91,7 +106,7 @@ pub fn judge(x: &Crosscheck, c: &Counters) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::protocol::Answer;
+    use crate::demo::answer::Answer;
 
     #[test]
     fn clean_facts_pass() {
@@ -108,24 +123,28 @@ mod tests {
             disagreements: 1,
             unfinished: 1,
             corrupt_records: 1,
+            foreign_traces: 1,
             ..Crosscheck::default()
         };
         let mut c = Counters { gave_up: 1, ..Counters::default() };
+        c.count_forged(&Answer::new(2, Outcome::Replayed));
         c.note_bad_response("stripe", "evt_1");
         c.note_conflict("stripe", "evt_1");
         c.count_answer(&Answer::new(1, Outcome::Mismatch));
         let v = judge(&x, &c);
         assert_eq!(v.label(), "FAIL");
-        assert_eq!(v.failures.len(), 9, "{:#?}", v.failures);
+        assert_eq!(v.failures.len(), 11, "{:#?}", v.failures);
         for (f, words) in v.failures.iter().zip([
             "run more than once",
             "do not replay",
             "disagree between store and ledger",
             "never acknowledged",
             "corrupt",
+            "a bad signature got through",
             "response different",
             "two different outcomes (e.g. stripe/evt_1)",
             "fingerprint mismatch",
+            "not rejected",
             "gave up",
         ]) {
             assert!(f.contains(words), "{f:?} lacks {words:?}");
