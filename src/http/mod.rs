@@ -63,6 +63,19 @@
 //! client as it streams but is not stored (the claim is abandoned, with a
 //! WARN line).
 //!
+//! **Work that outlives the request.** When the client goes away, the server
+//! drops the request's future, and with it the claim (abandoned at once,
+//! like a panic). Work the handler handed to another task or thread
+//! (`tokio::spawn`, `spawn_blocking`) keeps running, and a retry that
+//! arrives meanwhile acquires the key with `recovered() == true` while that
+//! work may not be visible yet. Keep the side effect inside the handler's
+//! future, or make the reconciliation wait for the detached work (a lock on
+//! the key in your own store, or fencing by [`IdempotentRequest::token`]).
+//!
+//! A stored 4xx is a *completion* in the store's terms (`Replay::is_completed`,
+//! the `completions` counter): the request finished with an answer.
+//! [`stored_response`] tells a 422 from a 200.
+//!
 //! # Durability
 //!
 //! The response is sent only after its record is as durable as the store's

@@ -32,6 +32,7 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentRequest {
     key: Key,
+    client_key: String,
     attempt: u32,
     recovered: bool,
     token: u64,
@@ -41,6 +42,11 @@ impl IdempotentRequest {
     /// The stored key (namespace, identity, method and route, client key).
     pub fn key(&self) -> &Key {
         &self.key
+    }
+    /// The key as the client sent it (the `Idempotency-Key` string, the
+    /// `webhook-id`, or what the key function returned).
+    pub fn client_key(&self) -> &str {
+        &self.client_key
     }
     /// 1 for the first attempt at this key, then 2, 3, …
     pub fn attempt(&self) -> u32 {
@@ -231,7 +237,7 @@ where
              a new key for a new request",
         )
         .into_response()),
-        Claim::Acquired(guard) => run(s, inner, parts, bytes, guard).await,
+        Claim::Acquired(guard) => run(s, inner, parts, bytes, guard, client_key).await,
     }
 }
 
@@ -242,6 +248,7 @@ async fn run<S, ReqBody, ResBody>(
     mut parts: Parts,
     bytes: Bytes,
     guard: Guard,
+    client_key: String,
 ) -> Result<Response<HttpBody>, S::Error>
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -259,6 +266,7 @@ where
     }
     parts.extensions.insert(IdempotentRequest {
         key: key.clone(),
+        client_key,
         attempt: guard.attempt(),
         recovered: guard.recovered(),
         token: guard.token(),

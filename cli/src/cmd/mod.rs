@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 pub const DEFAULT_PATH: &str = "./idemkv-data";
 /// The store's subdirectory inside a demo directory (`idemkv demo` writes its
 /// store to `<path>/store`).
-const DEMO_STORE_DIR: &str = crate::demo::handler::STORE_DIR;
+const DEMO_STORE_DIR: &str = crate::demo::server::STORE_DIR;
 /// The file every store directory holds.
 const META: &str = "META";
 
@@ -263,7 +263,10 @@ pub fn show_body(r: &idemkv::Replay) -> String {
             Ok(response) => {
                 let mut out = format!("HTTP {}", response.status());
                 for (name, value) in response.headers() {
-                    out.push_str(&format!("\n{name}: {}", String::from_utf8_lossy(value.as_bytes())));
+                    out.push_str(&format!(
+                        "\n{name}: {}",
+                        String::from_utf8_lossy(value.as_bytes())
+                    ));
                 }
                 out.push_str("\n\n");
                 out.push_str(&get::show_bytes(response.body()));

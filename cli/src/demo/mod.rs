@@ -39,9 +39,6 @@ use anyhow::{Context, Result, bail};
 
 pub use args::DemoArgs;
 use events::source_name;
-/// The server process under its former name: `cmd` finds the demo's store
-/// directory as `demo::handler::STORE_DIR`.
-pub use server as handler;
 use server::{LEDGER_FILE, STORE_DIR};
 
 /// Marks a directory the demo created, so it only ever wipes its own.
