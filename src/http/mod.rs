@@ -125,11 +125,9 @@ pub(crate) mod testing {
         sources
             .into_iter()
             .map(|(name, source)| {
-                let (parts, ()) =
-                    http::Request::post("/").header(name, value.clone()).body(()).map_or_else(
-                        |_| http::Request::new(()).into_parts(),
-                        http::Request::into_parts,
-                    );
+                let mut request = http::Request::new(());
+                request.headers_mut().insert(name, value.clone());
+                let (parts, ()) = request.into_parts();
                 source.extract(&parts, &bytes::Bytes::new(), super::DEFAULT_MAX_KEY_LEN)
             })
             .collect()
@@ -142,6 +140,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The response body type of the services in this module: a buffered
 /// (replayed or problem) body, or the inner handler's body, boxed.
 pub type HttpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A response with its body boxed as [`HttpBody`].
+pub(crate) fn boxed<B>(response: http::Response<B>) -> http::Response<HttpBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(|b| b.map_err(Into::into).boxed_unsync())
+}
 
 /// A complete body of `bytes`.
 pub(crate) fn full(bytes: Bytes) -> HttpBody {

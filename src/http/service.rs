@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use tracing::{error, warn};
 
 use super::buffer::{BufferError, collect_limited};
@@ -18,7 +17,7 @@ use super::key::{route_of, store_key};
 use super::layer::{OnRecovered, ResponseAction, Settings};
 use super::problem::Problem;
 use super::response::{self, Read};
-use super::{BoxError, HttpBody, full};
+use super::{BoxError, HttpBody, boxed, full};
 use crate::error::Error;
 use crate::key::Key;
 use crate::store::{Claim, ClaimOptions, Failure, Guard, Replay};
@@ -109,14 +108,6 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(handle(self.settings.clone(), inner, req))
     }
-}
-
-fn boxed<B>(response: Response<B>) -> Response<HttpBody>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    response.map(|b| b.map_err(Into::into).boxed_unsync())
 }
 
 async fn pass<S, ReqBody, ResBody>(

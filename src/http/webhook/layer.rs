@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -193,7 +192,7 @@ where
                 return Ok(problem.into_response());
             }
             let response = inner.call(Request::from_parts(parts, ReqBody::from(bytes))).await?;
-            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+            Ok(crate::http::boxed(response))
         })
     }
 }
